@@ -1,0 +1,189 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { OffloadFunction } from './offload-function';
+
+export interface ApiProps {
+  environment: Record<string, string>;
+  timeoutSeconds: number;
+  memoryMb: number;
+  logRetentionDays: number;
+  removalPolicy: RemovalPolicy;
+  corsOrigins: string[];
+  rateLimit: number;
+  burstLimit: number;
+  quotaPerDay: number;
+}
+
+/** Error body of every gateway-generated response: the same `{ error: { code, message } }` the function returns. */
+function errorTemplate(code: string, message: string): Record<string, string> {
+  return { 'application/json': `{"error":{"code":"${code}","message":${message}}}` };
+}
+
+/**
+ * The REST API: every route behind an API key (usage plan with throttling and a daily
+ * quota), CORS, JSON access logs, request validation for JSON bodies, binary media types
+ * for direct image uploads, and gateway responses that speak the API's JSON error format.
+ * All routes go to one small API function (Lambda proxy integration).
+ */
+export class Api extends Construct {
+  readonly restApi: apigw.RestApi;
+  readonly handler: OffloadFunction;
+  readonly apiKey: apigw.ApiKey;
+  readonly usagePlan: apigw.UsagePlan;
+  readonly accessLogs: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: ApiProps) {
+    super(scope, id);
+
+    this.handler = new OffloadFunction(this, 'Handler', {
+      entry: 'api',
+      description: 'offload API: accepts uploads and report requests, answers job status',
+      timeoutSeconds: props.timeoutSeconds,
+      memoryMb: props.memoryMb,
+      logRetentionDays: props.logRetentionDays,
+      removalPolicy: props.removalPolicy,
+      environment: props.environment,
+    });
+
+    this.accessLogs = new logs.LogGroup(this, 'AccessLogs', {
+      retention: props.logRetentionDays as logs.RetentionDays,
+      removalPolicy: props.removalPolicy,
+    });
+
+    this.restApi = new apigw.RestApi(this, 'RestApi', {
+      description: 'offload: hand slow work to queues, get a job id back at once',
+      endpointTypes: [apigw.EndpointType.REGIONAL],
+      apiKeySourceType: apigw.ApiKeySourceType.HEADER,
+      binaryMediaTypes: ['image/*'],
+      // API Gateway needs an account-level role to write access logs.
+      cloudWatchRole: true,
+      cloudWatchRoleRemovalPolicy: props.removalPolicy,
+      deployOptions: {
+        stageName: 'v1',
+        accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogs),
+        accessLogFormat: apigw.AccessLogFormat.jsonWithStandardFields(),
+        loggingLevel: apigw.MethodLoggingLevel.ERROR,
+        metricsEnabled: true,
+        throttlingRateLimit: props.rateLimit,
+        throttlingBurstLimit: props.burstLimit,
+      },
+      defaultMethodOptions: { apiKeyRequired: true },
+      defaultCorsPreflightOptions: {
+        allowOrigins: props.corsOrigins,
+        allowMethods: ['GET', 'POST', 'OPTIONS'],
+        allowHeaders: ['Content-Type', 'X-Api-Key', 'Authorization'],
+      },
+    });
+
+    this.addGatewayResponses(props.corsOrigins);
+
+    const validator = this.restApi.addRequestValidator('BodyValidator', {
+      requestValidatorName: 'json-body',
+      validateRequestBody: true,
+      validateRequestParameters: true,
+    });
+    const uploadModel = this.restApi.addModel('UploadRequest', {
+      contentType: 'application/json',
+      modelName: 'UploadRequest',
+      schema: {
+        schema: apigw.JsonSchemaVersion.DRAFT4,
+        type: apigw.JsonSchemaType.OBJECT,
+        required: ['filename', 'contentType', 'size'],
+        additionalProperties: false,
+        properties: {
+          filename: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 1024 },
+          contentType: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 255 },
+          size: { type: apigw.JsonSchemaType.INTEGER, minimum: 1 },
+        },
+      },
+    });
+    const reportModel = this.restApi.addModel('ReportRequest', {
+      contentType: 'application/json',
+      modelName: 'ReportRequest',
+      schema: {
+        schema: apigw.JsonSchemaVersion.DRAFT4,
+        type: apigw.JsonSchemaType.OBJECT,
+        required: ['from', 'to'],
+        additionalProperties: false,
+        properties: {
+          from: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 40 },
+          to: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 40 },
+          formats: {
+            type: apigw.JsonSchemaType.ARRAY,
+            minItems: 1,
+            maxItems: 2,
+            items: { type: apigw.JsonSchemaType.STRING, enum: ['csv', 'pdf'] },
+          },
+        },
+      },
+    });
+
+    const integration = new apigw.LambdaIntegration(this.handler.fn, { proxy: true });
+    const uploads = this.restApi.root.addResource('uploads');
+    uploads.addMethod('POST', integration, {
+      operationName: 'CreateUpload',
+      requestValidator: validator,
+      requestModels: { 'application/json': uploadModel },
+    });
+    const jobs = this.restApi.root.addResource('jobs');
+    jobs.addMethod('GET', integration, {
+      operationName: 'ListJobs',
+      requestParameters: {
+        'method.request.querystring.type': false,
+        'method.request.querystring.status': false,
+        'method.request.querystring.limit': false,
+        'method.request.querystring.cursor': false,
+      },
+    });
+    jobs.addResource('{jobId}').addMethod('GET', integration, {
+      operationName: 'GetJob',
+      requestParameters: { 'method.request.path.jobId': true },
+    });
+    this.restApi.root.addResource('reports').addMethod('POST', integration, {
+      operationName: 'CreateReport',
+      requestValidator: validator,
+      requestModels: { 'application/json': reportModel },
+    });
+
+    this.apiKey = new apigw.ApiKey(this, 'Key', { description: 'offload default client key', enabled: true });
+    this.usagePlan = this.restApi.addUsagePlan('UsagePlan', {
+      description: 'offload default usage plan',
+      throttle: { rateLimit: props.rateLimit, burstLimit: props.burstLimit },
+      quota: { limit: props.quotaPerDay, period: apigw.Period.DAY },
+      apiStages: [{ api: this.restApi, stage: this.restApi.deploymentStage }],
+    });
+    this.usagePlan.addApiKey(this.apiKey);
+  }
+
+  private addGatewayResponses(corsOrigins: string[]): void {
+    const headers = {
+      // A gateway response cannot echo the request's origin: it names the first allowed one.
+      'Access-Control-Allow-Origin': `'${corsOrigins[0]}'`,
+      'Content-Type': "'application/json'",
+    };
+    const responses: Array<[string, apigw.ResponseType, string, string, string]> = [
+      ['BadBody', apigw.ResponseType.BAD_REQUEST_BODY, '400', 'invalid_request', '"$context.error.validationErrorString"'],
+      ['BadParameters', apigw.ResponseType.BAD_REQUEST_PARAMETERS, '400', 'invalid_request', '$context.error.messageString'],
+      ['NoRoute', apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, '404', 'not_found', '"no such route: $context.httpMethod $context.path"'],
+      ['BadKey', apigw.ResponseType.INVALID_API_KEY, '403', 'forbidden', '"missing or invalid API key (header x-api-key)"'],
+      ['Denied', apigw.ResponseType.ACCESS_DENIED, '403', 'forbidden', '$context.error.messageString'],
+      ['TooLarge', apigw.ResponseType.REQUEST_TOO_LARGE, '413', 'payload_too_large', '$context.error.messageString'],
+      ['BadMediaType', apigw.ResponseType.UNSUPPORTED_MEDIA_TYPE, '415', 'unsupported_media_type', '$context.error.messageString'],
+      ['Throttled', apigw.ResponseType.THROTTLED, '429', 'throttled', '$context.error.messageString'],
+      ['Quota', apigw.ResponseType.QUOTA_EXCEEDED, '429', 'quota_exceeded', '$context.error.messageString'],
+      ['Default4xx', apigw.ResponseType.DEFAULT_4XX, '400', 'bad_request', '$context.error.messageString'],
+      ['Default5xx', apigw.ResponseType.DEFAULT_5XX, '500', 'internal_error', '$context.error.messageString'],
+    ];
+    for (const [id, type, statusCode, code, message] of responses) {
+      // DEFAULT_4XX keeps the status API Gateway chose; every other one sets its own.
+      this.restApi.addGatewayResponse(id, {
+        type,
+        statusCode: type === apigw.ResponseType.DEFAULT_4XX || type === apigw.ResponseType.DEFAULT_5XX ? undefined : statusCode,
+        responseHeaders: headers,
+        templates: errorTemplate(code, message),
+      });
+    }
+  }
+}

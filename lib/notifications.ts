@@ -1,0 +1,59 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+
+export interface NotificationsProps {
+  notifyEmail: string;
+  alarmEmail: string;
+  removalPolicy: RemovalPolicy;
+}
+
+/**
+ * The job-completion topic (clients subscribe, filtering on the `type` and `status`
+ * message attributes) and the alarm topic. Both are encrypted with one customer-managed
+ * KMS key (rotated yearly): CloudWatch alarms cannot publish to a topic under the
+ * AWS-managed SNS key, so the key's policy lets CloudWatch use it. Both topics refuse
+ * non-TLS publishers and subscribers.
+ */
+export class Notifications extends Construct {
+  readonly key: kms.Key;
+  readonly completionTopic: sns.Topic;
+  readonly alarmTopic: sns.Topic;
+
+  constructor(scope: Construct, id: string, props: NotificationsProps) {
+    super(scope, id);
+    this.key = new kms.Key(this, 'Key', {
+      description: 'offload: encrypts the completion and alarm topics',
+      enableKeyRotation: true,
+      pendingWindow: Duration.days(7),
+      removalPolicy: props.removalPolicy,
+    });
+    this.key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey');
+
+    this.completionTopic = new sns.Topic(this, 'Completion', {
+      displayName: 'offload job completions',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    this.alarmTopic = new sns.Topic(this, 'Alarms', {
+      displayName: 'offload alarms',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    if (props.notifyEmail) this.completionTopic.addSubscription(new subs.EmailSubscription(props.notifyEmail));
+    if (props.alarmEmail) this.alarmTopic.addSubscription(new subs.EmailSubscription(props.alarmEmail));
+  }
+
+  /** Publish rights on the completion topic: sns:Publish plus the key operations it needs. */
+  grantPublish(grantee: iam.IGrantable): void {
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [this.completionTopic.topicArn] }),
+    );
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['kms:GenerateDataKey', 'kms:Decrypt'], resources: [this.key.keyArn] }),
+    );
+  }
+}
