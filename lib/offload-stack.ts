@@ -90,6 +90,7 @@ export class OffloadStack extends Stack {
         POWERTOOLS_SERVICE_NAME: 'offload-thumbnail',
         THUMBNAIL_SIZES: config.thumbnailSizes,
         MAX_PIXELS: String(config.maxPixels),
+        MAX_UPLOAD_BYTES: String(config.maxUploadBytes),
         WORKER_TIMEOUT_SECONDS: String(config.thumbnailTimeoutSeconds),
       },
       nativeModules: ['sharp'],
@@ -220,6 +221,7 @@ export class OffloadStack extends Stack {
         },
       ],
     };
-    if (thumbnails.queue.policy) storage.rawBucket.node.addDependency(thumbnails.queue.policy);
+    // addToResourcePolicy (and enforceSSL) keep the statements in the queue's one QueuePolicy.
+    storage.rawBucket.node.addDependency(thumbnails.queue.node.findChild('Policy'));
   }
 }

@@ -1,0 +1,236 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { createApi, type ApiDeps, type ApiRequest } from '../../lambda/api/app';
+import type { NewJob } from '../../lambda/shared/jobs-repo';
+import type { JobRecord, ReportMessage } from '../../lambda/shared/model';
+import { sanitizeFilename, decodeS3Key } from '../../lambda/shared/filename';
+
+/** The API core against in-memory fakes: validation, routing, key scheme, job views. */
+function harness() {
+  const jobs = new Map<string, JobRecord>();
+  const puts: Array<{ key: string; body: Buffer; contentType: string }> = [];
+  const presigned: Array<{ key: string; contentType: string; size: number }> = [];
+  const sent: ReportMessage[] = [];
+  let n = 0;
+  let failSend = false;
+  const deps: ApiDeps = {
+    repo: {
+      create: async (job: NewJob) => {
+        const rec: JobRecord = { ...job, createdAt: job.createdAt ?? new Date().toISOString(), updatedAt: new Date().toISOString(), attempts: 0 };
+        jobs.set(job.jobId, rec);
+        return rec;
+      },
+      get: async (id: string) => jobs.get(id),
+      list: async (q) => ({ jobs: [...jobs.values()].filter((j) => !q.type || j.type === q.type).slice(0, q.limit), nextCursor: null }),
+    },
+    presignPut: async (key, contentType, size) => {
+      presigned.push({ key, contentType, size });
+      return `https://raw.example/${encodeURI(key)}?sig=put`;
+    },
+    presignGet: async (key) => `https://results.example/${key}?sig=get`,
+    putRaw: async (key, body, contentType) => {
+      puts.push({ key, body, contentType });
+    },
+    sendReport: async (m) => {
+      if (failSend) throw new Error('queue down');
+      sent.push(m);
+    },
+    markFailed: async (jobId, code, message) => {
+      const j = jobs.get(jobId)!;
+      jobs.set(jobId, { ...j, status: 'failed', error: { code, message } });
+    },
+    now: () => new Date('2026-11-23T10:00:00Z'),
+    newId: () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
+  };
+  const api = createApi(deps, { maxUploadBytes: 25 * 1024 * 1024, directUploadMaxBytes: 4 * 1024 * 1024, presignTtlSeconds: 900, reportMaxDays: 366 });
+  const call = (method: string, resource: string, init: Partial<ApiRequest> & { json?: unknown } = {}) =>
+    api.handle({
+      method,
+      resource,
+      pathParameters: init.pathParameters ?? {},
+      query: init.query ?? {},
+      headers: init.headers ?? (init.json !== undefined ? { 'content-type': 'application/json' } : {}),
+      body: init.body ?? (init.json !== undefined ? Buffer.from(typeof init.json === 'string' ? init.json : JSON.stringify(init.json)) : undefined),
+      baseUrl: 'https://api.example/v1/',
+    });
+  return { api, call, jobs, puts, presigned, sent, setFailSend: (v: boolean) => (failSend = v) };
+}
+
+let h: ReturnType<typeof harness>;
+beforeEach(() => {
+  h = harness();
+});
+
+const errorOf = (res: { body: unknown }) => (res.body as { error: { code: string; message: string } }).error;
+
+describe('POST /uploads (presigned)', () => {
+  it('records an awaiting_upload job and returns a PUT bound to its key, type and size', async () => {
+    const res = await h.call('POST', '/uploads', { json: { filename: 'holiday photo.JPG', contentType: 'image/jpeg', size: 1234 } });
+    expect(res.statusCode).toBe(201);
+    const body = res.body as Record<string, any>;
+    expect(body.method).toBe('PUT');
+    expect(body.headers).toEqual({ 'Content-Type': 'image/jpeg', 'Content-Length': '1234' });
+    expect(body.statusUrl).toBe(`https://api.example/v1/jobs/${body.jobId}`);
+    expect(body.expiresAt).toBe('2026-11-23T10:15:00.000Z');
+    expect(h.presigned).toEqual([{ key: `uploads/${body.jobId}/holiday photo.JPG`, contentType: 'image/jpeg', size: 1234 }]);
+    expect(h.jobs.get(body.jobId)).toMatchObject({ type: 'thumbnail', status: 'awaiting_upload', input: { bytes: 1234 } });
+  });
+
+  it.each([
+    [{ filename: 'a.jpg', contentType: 'image/jpeg' }, 400, 'invalid_request', /size/],
+    [{ filename: 'a.jpg', contentType: 'image/jpeg', size: -1 }, 400, 'invalid_request', /size/],
+    [{ filename: 'a.jpg', contentType: 'image/jpeg', size: 1.5 }, 400, 'invalid_request', /whole number/],
+    [{ filename: '', contentType: 'image/jpeg', size: 10 }, 400, 'invalid_request', /filename/],
+    [{ filename: 'a.jpg', contentType: 'image/jpeg', size: 10, admin: true }, 400, 'invalid_request', /unknown field.*admin/],
+    [{ filename: 42, contentType: 'image/jpeg', size: 10 }, 400, 'invalid_request', /filename/],
+    [{ filename: 'a.pdf', contentType: 'application/pdf', size: 10 }, 415, 'unsupported_media_type', /application\/pdf/],
+    [{ filename: 'a.svg', contentType: 'image/svg+xml', size: 10 }, 415, 'unsupported_media_type', /svg/],
+    [{ filename: 'a.jpg', contentType: 'image/jpeg', size: 26 * 1024 * 1024 }, 413, 'payload_too_large', /limit/],
+  ])('refuses %j with %i %s', async (json, status, code, message) => {
+    const res = await h.call('POST', '/uploads', { json });
+    expect(res.statusCode).toBe(status);
+    expect(errorOf(res).code).toBe(code);
+    expect(errorOf(res).message).toMatch(message);
+    expect(h.jobs.size).toBe(0);
+  });
+
+  it('refuses malformed JSON, an empty body and unknown content types with a 4xx JSON error', async () => {
+    expect((await h.call('POST', '/uploads', { json: '{"filename": ' })).statusCode).toBe(400);
+    expect(errorOf(await h.call('POST', '/uploads', { headers: { 'content-type': 'application/json' } })).message).toMatch(/empty/);
+    const res = await h.call('POST', '/uploads', { headers: { 'content-type': 'text/plain' }, body: Buffer.from('hi') });
+    expect(res.statusCode).toBe(415);
+  });
+
+  it('keeps every key under uploads/{jobId}/ whatever the filename', async () => {
+    for (const filename of ['../../etc/passwd', '..\\..\\boot.ini', '/abs/path.jpg', 'a\u0000b\u202e.jpg', '.hidden', '...', '📷 café.jpg']) {
+      const res = await h.call('POST', '/uploads', { json: { filename, contentType: 'image/png', size: 10 } });
+      expect(res.statusCode).toBe(201);
+      const { jobId } = res.body as { jobId: string };
+      const key = h.presigned.at(-1)!.key;
+      expect(key.startsWith(`uploads/${jobId}/`)).toBe(true);
+      const name = key.slice(`uploads/${jobId}/`.length);
+      expect(name).not.toMatch(/[/\\\u0000-\u001f\u202e]/);
+      expect(name.startsWith('.')).toBe(false);
+      expect(name.length).toBeGreaterThan(0);
+    }
+    expect(h.presigned.at(-1)!.key).toMatch(/📷 café\.jpg$/);
+  });
+});
+
+describe('POST /uploads (direct)', () => {
+  it('stores the image under the job key and answers 202', async () => {
+    const body = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]);
+    const res = await h.call('POST', '/uploads', { headers: { 'content-type': 'image/jpeg' }, body, query: { filename: 'cat.jpg' } });
+    expect(res.statusCode).toBe(202);
+    const { jobId, statusUrl } = res.body as { jobId: string; statusUrl: string };
+    expect(statusUrl).toBe(`https://api.example/v1/jobs/${jobId}`);
+    expect(h.puts).toEqual([{ key: `uploads/${jobId}/cat.jpg`, body, contentType: 'image/jpeg' }]);
+    expect(h.jobs.get(jobId)?.status).toBe('queued');
+  });
+
+  it('sends bodies over the direct limit to the presigned flow with 413', async () => {
+    const res = await h.call('POST', '/uploads', { headers: { 'content-type': 'image/png' }, body: Buffer.alloc(4 * 1024 * 1024 + 1) });
+    expect(res.statusCode).toBe(413);
+    expect(errorOf(res).message).toMatch(/uploadUrl/);
+    expect(h.puts).toEqual([]);
+  });
+
+  it('refuses an empty body and non-image types', async () => {
+    expect((await h.call('POST', '/uploads', { headers: { 'content-type': 'image/png' }, body: Buffer.alloc(0) })).statusCode).toBe(400);
+    expect((await h.call('POST', '/uploads', { headers: { 'content-type': 'image/x-icon' }, body: Buffer.alloc(3) })).statusCode).toBe(415);
+  });
+});
+
+describe('POST /reports', () => {
+  it('records the job and queues a small message', async () => {
+    const res = await h.call('POST', '/reports', { json: { from: '2026-01-01', to: '2026-01-31' } });
+    expect(res.statusCode).toBe(202);
+    const { jobId } = res.body as { jobId: string };
+    expect(h.sent).toEqual([{ jobId, params: { from: '2026-01-01', to: '2026-01-31', formats: ['csv', 'pdf'] } }]);
+    expect(h.jobs.get(jobId)).toMatchObject({ type: 'report', status: 'queued' });
+  });
+
+  it.each([
+    [{ from: '2026-02-01', to: '2026-01-01' }, /after/],
+    [{ from: '2026-02-30', to: '2026-03-01' }, /calendar/],
+    [{ from: 'yesterday', to: '2026-03-01' }, /YYYY-MM-DD/],
+    [{ from: '2024-01-01', to: '2025-01-01' }, /367 days/],
+    [{ from: '2026-01-01', to: '2026-01-02', formats: ['xlsx'] }, /formats/],
+    [{ from: '2026-01-01', to: '2026-01-02', formats: [] }, /formats/],
+    [{ from: '2026-01-01', to: '2026-01-02', formats: ['csv', 'csv'] }, /repeat/],
+    [{ from: '2026-01-01', to: '2026-01-02', sql: 'drop' }, /unknown field.*sql/],
+    [{ to: '2026-01-02' }, /from/],
+  ])('refuses %j with 400 and says why', async (json, message) => {
+    const res = await h.call('POST', '/reports', { json });
+    expect(res.statusCode).toBe(400);
+    expect(errorOf(res).code).toBe('invalid_request');
+    expect(errorOf(res).message).toMatch(message);
+    expect(h.sent).toEqual([]);
+  });
+
+  it('accepts a full leap year (366 days) and a one-day range', async () => {
+    expect((await h.call('POST', '/reports', { json: { from: '2024-01-01', to: '2024-12-31' } })).statusCode).toBe(202);
+    expect((await h.call('POST', '/reports', { json: { from: '2026-05-05', to: '2026-05-05', formats: ['pdf'] } })).statusCode).toBe(202);
+  });
+
+  it('fails the job (never leaves it queued) when the queue cannot take the message', async () => {
+    h.setFailSend(true);
+    await expect(h.call('POST', '/reports', { json: { from: '2026-01-01', to: '2026-01-02' } })).rejects.toThrow('queue down');
+    const [job] = [...h.jobs.values()];
+    expect(job.status).toBe('failed');
+    expect(job.error?.code).toBe('internal_error');
+  });
+});
+
+describe('GET /jobs', () => {
+  it('shows a job with presigned output URLs and no storage keys', async () => {
+    const id = '11111111-1111-4111-8111-111111111111';
+    h.jobs.set(id, {
+      jobId: id,
+      type: 'thumbnail',
+      status: 'succeeded',
+      createdAt: 'a',
+      updatedAt: 'b',
+      attempts: 1,
+      input: { filename: 'x.jpg', contentType: 'image/jpeg', bytes: 5, width: 4, height: 3, key: `uploads/${id}/x.jpg` },
+      outputs: [{ name: 'small', format: 'jpeg', contentType: 'image/jpeg', width: 4, height: 3, bytes: 2, key: `thumbnails/${id}/small.jpg` }],
+    });
+    const res = await h.call('GET', '/jobs/{jobId}', { pathParameters: { jobId: id } });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toMatchObject({
+      jobId: id,
+      status: 'succeeded',
+      input: { filename: 'x.jpg', width: 4, height: 3 },
+      outputs: [{ name: 'small', url: `https://results.example/thumbnails/${id}/small.jpg?sig=get` }],
+    });
+    expect(JSON.stringify(res.body)).not.toContain('"key"');
+  });
+
+  it('answers 404 JSON for unknown and malformed ids, 400 for bad list queries', async () => {
+    expect(errorOf(await h.call('GET', '/jobs/{jobId}', { pathParameters: { jobId: '22222222-2222-4222-8222-222222222222' } })).code).toBe('not_found');
+    expect((await h.call('GET', '/jobs/{jobId}', { pathParameters: { jobId: '../../x' } })).statusCode).toBe(404);
+    expect((await h.call('GET', '/jobs', { query: { limit: '0' } })).statusCode).toBe(400);
+    expect((await h.call('GET', '/jobs', { query: { type: 'video' } })).statusCode).toBe(400);
+    expect((await h.call('GET', '/jobs', { query: { bogus: '1' } })).statusCode).toBe(400);
+    expect((await h.call('GET', '/jobs', { query: { type: 'thumbnail', limit: '5' } })).statusCode).toBe(200);
+    expect((await h.call('DELETE', '/jobs')).statusCode).toBe(404);
+  });
+});
+
+describe('filenames and S3 keys', () => {
+  it('sanitizes names but keeps unicode', () => {
+    expect(sanitizeFilename('../../etc/passwd')).toBe('passwd');
+    expect(sanitizeFilename('C:\\Users\\me\\Pictures\\cat.png')).toBe('cat.png');
+    expect(sanitizeFilename('evil\u202egnp.exe')).toBe('evilgnp.exe');
+    expect(sanitizeFilename('tab\there\nnewline.jpg')).toBe('tabherenewline.jpg');
+    expect(sanitizeFilename('   ')).toBe('upload');
+    expect(sanitizeFilename('..')).toBe('upload');
+    expect(sanitizeFilename('日本語の写真 🎌.jpeg')).toBe('日本語の写真 🎌.jpeg');
+    const long = sanitizeFilename(`${'é'.repeat(300)}.jpeg`);
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(200);
+    expect(long.endsWith('é.jpeg')).toBe(true);
+  });
+
+  it('decodes S3 event keys, + included', () => {
+    expect(decodeS3Key('uploads/abc/my+holiday%F0%9F%93%B7+%2B1.jpg')).toBe('uploads/abc/my holiday📷 +1.jpg');
+  });
+});
