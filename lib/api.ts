@@ -77,6 +77,8 @@ export class Api extends Construct {
       },
     });
 
+    // The stack exports the URL as `ApiUrl`; drop the RestApi's own auto-named output.
+    this.restApi.node.tryRemoveChild('Endpoint');
     this.addGatewayResponses(props.corsOrigins);
 
     const validator = this.restApi.addRequestValidator('BodyValidator', {

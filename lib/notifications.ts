@@ -5,6 +5,15 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 
+/** What key administrators may do (the console's "key administrators" set), by name. */
+const KEY_ADMIN_ACTIONS = [
+  'kms:CreateAlias', 'kms:CreateGrant', 'kms:DescribeKey', 'kms:EnableKey', 'kms:EnableKeyRotation', 'kms:ListAliases',
+  'kms:ListGrants', 'kms:ListKeyPolicies', 'kms:ListResourceTags', 'kms:PutKeyPolicy', 'kms:UpdateAlias',
+  'kms:UpdateKeyDescription', 'kms:RevokeGrant', 'kms:RetireGrant', 'kms:DisableKey', 'kms:DisableKeyRotation',
+  'kms:GetKeyPolicy', 'kms:GetKeyRotationStatus', 'kms:DeleteAlias', 'kms:TagResource', 'kms:UntagResource',
+  'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion',
+];
+
 export interface NotificationsProps {
   notifyEmail: string;
   alarmEmail: string;
@@ -30,6 +39,23 @@ export class Notifications extends Construct {
       enableKeyRotation: true,
       pendingWindow: Duration.days(7),
       removalPolicy: props.removalPolicy,
+      // The default key policy gives the account `kms:*`; this one names the actions.
+      policy: new iam.PolicyDocument({
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'KeyAdministration',
+            principals: [new iam.AccountRootPrincipal()],
+            actions: KEY_ADMIN_ACTIONS,
+            resources: ['*'],
+          }),
+          new iam.PolicyStatement({
+            sid: 'AllowIamPoliciesToUseTheKey',
+            principals: [new iam.AccountRootPrincipal()],
+            actions: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo', 'kms:GenerateDataKey', 'kms:DescribeKey'],
+            resources: ['*'],
+          }),
+        ],
+      }),
     });
     this.key.grant(new iam.ServicePrincipal('cloudwatch.amazonaws.com'), 'kms:Decrypt', 'kms:GenerateDataKey');
 

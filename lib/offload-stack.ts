@@ -110,6 +110,9 @@ export class OffloadStack extends Stack {
         POWERTOOLS_SERVICE_NAME: 'offload-report',
         WORKER_TIMEOUT_SECONDS: String(config.reportTimeoutSeconds),
       },
+      // pdfkit reads its font metrics and ICC profile from files next to its code at run
+      // time, which esbuild cannot inline: it is installed beside the bundle instead.
+      nativeModules: ['pdfkit'],
     });
 
     const api = new Api(this, 'Api', {

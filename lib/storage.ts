@@ -39,7 +39,8 @@ export class Storage extends Construct {
 
     this.logBucket = new s3.Bucket(this, 'AccessLogs', {
       ...common,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+      // Log delivery is granted by bucket policy (not ACLs), so ACLs stay disabled.
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(365) }],
     });
 

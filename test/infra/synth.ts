@@ -6,6 +6,9 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { OffloadStack } from '../../lib/offload-stack';
 
+/** The feature flags and context of cdk.json, which the CLI passes to `cdk synth`. */
+const CDK_JSON_CONTEXT = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'cdk.json'), 'utf8')).context;
+
 export interface Synthesized {
   template: Template;
   json: Record<string, any>;
@@ -23,7 +26,7 @@ export function synth(context: Record<string, unknown> = {}, opts: { bundle?: bo
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'offload-synth-'));
   const app = new App({
     outdir,
-    context: { ...context, ...(opts.bundle === false ? { 'aws:cdk:bundling-stacks': [] } : {}) },
+    context: { ...CDK_JSON_CONTEXT, 'aws:cdk:enable-asset-metadata': true, ...context, ...(opts.bundle === false ? { 'aws:cdk:bundling-stacks': [] } : {}) },
   });
   if (opts.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   const stack = new OffloadStack(app, 'Offload', { env: { account: '123456789012', region: 'us-east-1' } });
