@@ -61,6 +61,8 @@ export interface OffloadConfig {
   /** Allowed CORS origins, comma separated (`*` for any). */
   corsOrigins: string;
 
+  /** How often the sweeper fails jobs abandoned by a dead worker on their last attempt. */
+  sweepIntervalMinutes: number;
   /** Alarm when the oldest message in a work queue is older than this. */
   alarmOldestMessageSeconds: number;
   /** Optional e-mail subscribed to job completion notifications. */
@@ -103,6 +105,7 @@ export const DEFAULT_CONFIG: Readonly<OffloadConfig> = Object.freeze({
   apiQuotaPerDay: 100_000,
   corsOrigins: '*',
 
+  sweepIntervalMinutes: 5,
   alarmOldestMessageSeconds: 900,
   notifyEmail: '',
   alarmEmail: '',
@@ -136,6 +139,7 @@ const BOUNDS: Partial<Record<keyof OffloadConfig, [number, number]>> = {
   apiBurstLimit: [1, 5000],
   apiQuotaPerDay: [1, 1_000_000_000],
   alarmOldestMessageSeconds: [60, 14 * 24 * 3600],
+  sweepIntervalMinutes: [1, 1440],
 };
 
 /**

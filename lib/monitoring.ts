@@ -10,6 +10,8 @@ export interface MonitoringProps {
   alarmTopic: sns.ITopic;
   queues: Array<{ label: string; jobQueue: JobQueue }>;
   apiFunction: OffloadFunction;
+  /** The sweeper: its errors are alarmed too (a failing sweeper would leave jobs stuck). */
+  sweeperFunction: OffloadFunction;
   apiName: string;
   apiStage: string;
   oldestMessageSeconds: number;
@@ -99,6 +101,7 @@ export class Monitoring extends Construct {
       });
     const apiFn = props.apiFunction.fn;
     alarm('ApiFunctionErrors', apiFn.metricErrors({ period: Duration.minutes(1), statistic: 'Sum' }), 0, 'API: function invocations failed');
+    alarm('SweeperErrors', props.sweeperFunction.fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }), 0, 'sweeper: invocations failed (abandoned jobs may stay processing)');
     alarm('Api5xx', apiMetric('5XXError', 'Sum'), 0, 'API: 5xx responses');
     this.dashboard.addWidgets(
       new cw.GraphWidget({ title: 'API: requests and errors', left: [apiMetric('Count', 'Sum'), apiMetric('4XXError', 'Sum'), apiMetric('5XXError', 'Sum')], width: 12 }),

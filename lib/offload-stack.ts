@@ -6,11 +6,12 @@ import { REPORT_PREFIX, THUMBNAIL_PREFIX, UPLOAD_PREFIX } from '../lambda/shared
 import { Api } from './api';
 import { configFromContext, type OffloadConfig } from './config';
 import { JobQueue } from './job-queue';
-import { JOBS_BY_TYPE_INDEX, JobsTable } from './jobs-table';
+import { JOBS_BY_TYPE_INDEX, JobsTable, LEASES_INDEX } from './jobs-table';
 import { acknowledgeFindings } from './nag';
 import { Monitoring } from './monitoring';
 import { Notifications } from './notifications';
 import { Storage } from './storage';
+import { Sweeper } from './sweeper';
 
 export interface OffloadStackProps extends StackProps {
   /** Overrides on top of the defaults and the CDK context. */
@@ -60,6 +61,7 @@ export class OffloadStack extends Stack {
     const common = {
       JOBS_TABLE: jobs.table.tableName,
       JOBS_INDEX: JOBS_BY_TYPE_INDEX,
+      LEASES_INDEX,
       RAW_BUCKET: storage.rawBucket.bucketName,
       RESULTS_BUCKET: storage.resultsBucket.bucketName,
       TOPIC_ARN: notifications.completionTopic.topicArn,
@@ -137,14 +139,27 @@ export class OffloadStack extends Stack {
 
     this.wireUploadsToThumbnailQueue(storage, thumbnails);
 
+    // A lease left behind can only be retried while its message has receives left.
+    const sweeper = new Sweeper(this, 'Sweeper', {
+      intervalMinutes: config.sweepIntervalMinutes,
+      logRetentionDays: config.logRetentionDays,
+      removalPolicy,
+      environment: {
+        ...common,
+        POWERTOOLS_SERVICE_NAME: 'offload-sweeper',
+        THUMBNAIL_GRACE_SECONDS: String(config.maxReceiveCount * thumbnails.visibilityTimeoutSeconds),
+        REPORT_GRACE_SECONDS: String(config.maxReceiveCount * reports.visibilityTimeoutSeconds),
+      },
+    });
+
     // Least-privilege grants: named actions on named resources, no wildcard actions.
     const table = jobs.table;
     const tableActions = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'];
-    const tableResources = [table.tableArn, `${table.tableArn}/index/${JOBS_BY_TYPE_INDEX}`];
+    const tableResources = [table.tableArn, `${table.tableArn}/index/${JOBS_BY_TYPE_INDEX}`, `${table.tableArn}/index/${LEASES_INDEX}`];
     const allow = (grantee: iam.IGrantable, actions: string[], resources: string[]): void => {
       grantee.grantPrincipal.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources }));
     };
-    for (const fn of [api.handler.fn, thumbnails.worker.fn, reports.worker.fn]) allow(fn, tableActions, tableResources);
+    for (const fn of [api.handler.fn, thumbnails.worker.fn, reports.worker.fn, sweeper.worker.fn]) allow(fn, tableActions, tableResources);
 
     allow(api.handler.fn, ['s3:PutObject'], [storage.rawBucket.arnForObjects(`${UPLOAD_PREFIX}*`)]);
     allow(api.handler.fn, ['s3:GetObject'], [
@@ -161,6 +176,7 @@ export class OffloadStack extends Stack {
 
     allow(reports.worker.fn, ['s3:PutObject', 's3:AbortMultipartUpload'], [storage.resultsBucket.arnForObjects(`${REPORT_PREFIX}*`)]);
     notifications.grantPublish(reports.worker.fn);
+    notifications.grantPublish(sweeper.worker.fn);
 
     new Monitoring(this, 'Monitoring', {
       alarmTopic: notifications.alarmTopic,
@@ -169,6 +185,7 @@ export class OffloadStack extends Stack {
         { label: 'Reports', jobQueue: reports },
       ],
       apiFunction: api.handler,
+      sweeperFunction: sweeper.worker,
       apiName: api.restApi.restApiName,
       apiStage: api.restApi.deploymentStage.stageName,
       oldestMessageSeconds: config.alarmOldestMessageSeconds,

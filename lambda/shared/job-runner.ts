@@ -102,7 +102,8 @@ export async function runJob(
   return finished.status as 'succeeded' | 'failed';
 }
 
-async function notify(deps: { repo: JobsRepo; notifier: Notifier }, job: JobRecord): Promise<void> {
+/** Publishes the completion notification of a terminal job, then records that it was sent. */
+export async function notify(deps: { repo: JobsRepo; notifier: Notifier }, job: JobRecord): Promise<void> {
   await deps.notifier.publish(job);
   await deps.repo.markNotified(job.jobId, job.completedAt!);
 }

@@ -8,7 +8,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import type { JobError, JobRecord, JobStatus, JobType, StoredOutput, ThumbnailInput } from './model';
+import { LEASE_SHARD, type JobError, type JobRecord, type JobStatus, type JobType, type StoredOutput, type ThumbnailInput } from './model';
 
 export interface NewJob {
   jobId: string;
@@ -56,6 +56,7 @@ export class JobsRepo {
     private readonly index: string,
     private readonly ttlDays: number,
     private readonly now: () => Date = () => new Date(),
+    private readonly leasesIndex: string = 'byLease',
   ) {}
 
   /** Creates a job; returns false when a job with this id exists already. */
@@ -104,20 +105,23 @@ export class JobsRepo {
       ':now': now.toISOString(),
       ':zero': 0,
       ':one': 1,
+      ':shard': LEASE_SHARD,
     };
     const sets = [
       '#s = :processing',
       'attempts = if_not_exists(attempts, :zero) + :one',
       'leaseOwner = :owner',
       'leaseUntil = :until',
+      'leaseShard = :shard',
       'updatedAt = :now',
       'startedAt = if_not_exists(startedAt, :now)',
     ];
     for (const [k, v] of Object.entries(input ?? {})) {
       if (v === undefined) continue;
+      names['#input'] = 'input';
       names[`#in_${k}`] = k;
       values[`:in_${k}`] = v;
-      sets.push(`input.#in_${k} = :in_${k}`);
+      sets.push(`#input.#in_${k} = :in_${k}`);
     }
     try {
       const out = await this.doc.send(
@@ -174,7 +178,7 @@ export class JobsRepo {
       ':outputs': patch.outputs ?? [],
     };
     const sets = ['#s = :status', 'completedAt = :now', 'updatedAt = :now', 'outputs = :outputs'];
-    const removes = ['leaseOwner', 'leaseUntil'];
+    const removes = ['leaseOwner', 'leaseUntil', 'leaseShard'];
     if (patch.error) {
       values[':err'] = patch.error;
       sets.push('#err = :err');
@@ -183,7 +187,7 @@ export class JobsRepo {
     }
     if (patch.input) {
       values[':input'] = patch.input;
-      sets.push('input = :input');
+      sets.push('#input = :input');
     }
     try {
       const out = await this.doc.send(
@@ -192,7 +196,7 @@ export class JobsRepo {
           Key: { jobId },
           UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
           ConditionExpression: '#s = :processing AND leaseOwner = :owner',
-          ExpressionAttributeNames: { '#s': 'status', '#err': 'error' },
+          ExpressionAttributeNames: { '#s': 'status', '#err': 'error', ...(patch.input ? { '#input': 'input' } : {}) },
           ExpressionAttributeValues: values,
           ReturnValues: 'ALL_NEW',
         }),
@@ -222,7 +226,7 @@ export class JobsRepo {
         new UpdateCommand({
           TableName: this.table,
           Key: { jobId },
-          UpdateExpression: 'SET #s = :queued, lastError = :err, updatedAt = :now REMOVE leaseOwner, leaseUntil',
+          UpdateExpression: 'SET #s = :queued, lastError = :err, updatedAt = :now REMOVE leaseOwner, leaseUntil, leaseShard',
           ConditionExpression: '#s = :processing AND leaseOwner = :owner',
           ExpressionAttributeNames: { '#s': 'status' },
           ExpressionAttributeValues: {
@@ -237,6 +241,50 @@ export class JobsRepo {
       .catch((err) => {
         if (!(err instanceof ConditionalCheckFailedException)) throw err;
       });
+  }
+
+  /** Jobs whose lease ran out before `cutoffMs` (epoch ms), oldest first, from the sparse leases index. */
+  async *expiredLeases(cutoffMs: number): AsyncGenerator<Pick<JobRecord, 'jobId' | 'type' | 'leaseUntil'>> {
+    let startKey: Key | undefined;
+    do {
+      const out = await this.doc.send(
+        new QueryCommand({
+          TableName: this.table,
+          IndexName: this.leasesIndex,
+          KeyConditionExpression: 'leaseShard = :s AND leaseUntil < :cutoff',
+          ExpressionAttributeValues: { ':s': LEASE_SHARD, ':cutoff': cutoffMs },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of out.Items ?? []) yield item as Pick<JobRecord, 'jobId' | 'type' | 'leaseUntil'>;
+      startKey = out.LastEvaluatedKey;
+    } while (startKey);
+  }
+
+  /**
+   * Fails a job whose last holder died and whose message will not come back (it went to
+   * the DLQ): only if the lease is still the one that was found expired.
+   */
+  async abandon(jobId: string, leaseUntil: number, error: JobError): Promise<JobRecord | undefined> {
+    const now = this.now().toISOString();
+    try {
+      const out = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { jobId },
+          UpdateExpression:
+            'SET #s = :failed, #err = :err, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, leaseShard',
+          ConditionExpression: '#s = :processing AND leaseUntil = :lu',
+          ExpressionAttributeNames: { '#s': 'status', '#err': 'error' },
+          ExpressionAttributeValues: { ':failed': 'failed', ':processing': 'processing', ':lu': leaseUntil, ':err': error, ':now': now, ':none': [] },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return out.Attributes as JobRecord;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return undefined;
+      throw err;
+    }
   }
 
   /** Marks the completion notification as sent; false if it was marked already. */

@@ -78,6 +78,8 @@ export interface JobRecord {
   /** Claim of the invocation that is processing the job, and until when it holds. */
   leaseOwner?: string;
   leaseUntil?: number;
+  /** Set (to LEASE_SHARD) only while a lease is held: the key of the sparse leases index. */
+  leaseShard?: string;
   /** Set once the completion notification has been published. */
   notifiedAt?: string;
   /** TTL attribute (epoch seconds). */
@@ -99,6 +101,9 @@ export interface ReportMessage {
   jobId: string;
   params: ReportParams;
 }
+
+/** Partition value of the sparse index of held leases (see the sweeper). */
+export const LEASE_SHARD = 'held';
 
 /** S3 key scheme. */
 export const UPLOAD_PREFIX = 'uploads/';

@@ -10,7 +10,14 @@ import { Notifier } from './notifier';
 export function workerKit(serviceName: string) {
   const logger = new Logger({ serviceName });
   const metrics = new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'offload' });
-  const repo = new JobsRepo(clients.doc(), requireEnv('JOBS_TABLE'), requireEnv('JOBS_INDEX'), intEnv('JOB_TTL_DAYS', 90));
+  const repo = new JobsRepo(
+    clients.doc(),
+    requireEnv('JOBS_TABLE'),
+    requireEnv('JOBS_INDEX'),
+    intEnv('JOB_TTL_DAYS', 90),
+    () => new Date(),
+    process.env.LEASES_INDEX ?? 'byLease',
+  );
   const notifier = new Notifier(clients.sns(), requireEnv('TOPIC_ARN'));
   const settings = {
     maxReceiveCount: intEnv('MAX_RECEIVE_COUNT', 3),

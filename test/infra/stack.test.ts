@@ -273,14 +273,14 @@ describe('queues and workers', () => {
 
   it('runs every function on arm64 and the current Node.js runtime, with its own log group and retention', () => {
     const fns = resourcesOfType(plain.json, 'AWS::Lambda::Function');
-    expect(fns.length).toBe(3);
+    expect(fns.length).toBe(4); // api, thumbnail worker, report worker, sweeper
     for (const [, fn] of fns) {
       expect(fn.Properties.Architectures).toEqual(['arm64']);
       expect(fn.Properties.Runtime).toBe('nodejs24.x');
       expect(fn.Properties.LoggingConfig.LogGroup).toBeDefined();
     }
     const groups = resourcesOfType(plain.json, 'AWS::Logs::LogGroup');
-    expect(groups.length).toBe(4);
+    expect(groups.length).toBe(5);
     for (const [, g] of groups) expect(g.Properties.RetentionInDays).toBe(30);
   });
 
@@ -297,15 +297,34 @@ describe('jobs table', () => {
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
       SSESpecification: { SSEEnabled: true },
-      GlobalSecondaryIndexes: [
+      GlobalSecondaryIndexes: Match.arrayWith([
         Match.objectLike({
           KeySchema: [
             { AttributeName: 'type', KeyType: 'HASH' },
             { AttributeName: 'createdAt', KeyType: 'RANGE' },
           ],
         }),
-      ],
+      ]),
     });
+  });
+});
+
+describe('sweeper', () => {
+  it('runs on a schedule over a sparse index of held leases, with a grace of maxReceiveCount x visibility', () => {
+    plain.template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)', State: 'ENABLED' });
+    plain.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      GlobalSecondaryIndexes: Match.arrayWith([
+        Match.objectLike({
+          IndexName: 'byLease',
+          KeySchema: [
+            { AttributeName: 'leaseShard', KeyType: 'HASH' },
+            { AttributeName: 'leaseUntil', KeyType: 'RANGE' },
+          ],
+        }),
+      ]),
+    });
+    const [, sweeper] = resourcesOfType(plain.json, 'AWS::Lambda::Function').find(([, f]) => /sweeper/.test(f.Properties.Description))!;
+    expect(sweeper.Properties.Environment.Variables).toMatchObject({ THUMBNAIL_GRACE_SECONDS: String(3 * 180), REPORT_GRACE_SECONDS: String(3 * 3600) });
   });
 });
 
@@ -335,7 +354,7 @@ describe('notifications and monitoring', () => {
       expect(a.ComparisonOperator).toBe('GreaterThanThreshold');
     }
     expect(byMetric('ApproximateAgeOfOldestMessage').map((a) => a.Threshold)).toEqual([900, 900]);
-    expect(byMetric('Errors').length).toBe(3);
+    expect(byMetric('Errors').length).toBe(4);
     expect(byMetric('Throttles').length).toBe(2);
     const alarmTopic = resourcesOfType(plain.json, 'AWS::SNS::Topic').find(([, t]) => t.Properties.DisplayName === 'offload alarms')![0];
     for (const a of alarms) expect(a.AlarmActions).toEqual([{ Ref: alarmTopic }]);
