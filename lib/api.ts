@@ -70,11 +70,9 @@ export class Api extends Construct {
         throttlingBurstLimit: props.burstLimit,
       },
       defaultMethodOptions: { apiKeyRequired: true },
-      defaultCorsPreflightOptions: {
-        allowOrigins: props.corsOrigins,
-        allowMethods: ['GET', 'POST', 'OPTIONS'],
-        allowHeaders: ['Content-Type', 'X-Api-Key', 'Authorization'],
-      },
+      // CORS preflight is answered by the API function (OPTIONS methods below), not by MOCK
+      // integrations: emulators' CloudFormation (moto) cannot create MOCK methods, and the
+      // function already knows the allowed origins.
     });
 
     // The stack exports the URL as `ApiUrl`; drop the RestApi's own auto-named output.
@@ -123,13 +121,18 @@ export class Api extends Construct {
     });
 
     const integration = new apigw.LambdaIntegration(this.handler.fn, { proxy: true });
-    const uploads = this.restApi.root.addResource('uploads');
+    const preflight = (resource: apigw.Resource): apigw.Resource => {
+      // Browsers send preflight requests without credentials, so these need no key.
+      resource.addMethod('OPTIONS', integration, { apiKeyRequired: false, operationName: 'Preflight' });
+      return resource;
+    };
+    const uploads = preflight(this.restApi.root.addResource('uploads'));
     uploads.addMethod('POST', integration, {
       operationName: 'CreateUpload',
       requestValidator: validator,
       requestModels: { 'application/json': uploadModel },
     });
-    const jobs = this.restApi.root.addResource('jobs');
+    const jobs = preflight(this.restApi.root.addResource('jobs'));
     jobs.addMethod('GET', integration, {
       operationName: 'ListJobs',
       requestParameters: {
@@ -139,11 +142,11 @@ export class Api extends Construct {
         'method.request.querystring.cursor': false,
       },
     });
-    jobs.addResource('{jobId}').addMethod('GET', integration, {
+    preflight(jobs.addResource('{jobId}')).addMethod('GET', integration, {
       operationName: 'GetJob',
       requestParameters: { 'method.request.path.jobId': true },
     });
-    this.restApi.root.addResource('reports').addMethod('POST', integration, {
+    preflight(this.restApi.root.addResource('reports')).addMethod('POST', integration, {
       operationName: 'CreateReport',
       requestValidator: validator,
       requestModels: { 'application/json': reportModel },

@@ -48,7 +48,13 @@ export function acknowledgeFindings(
     'WAF is an account-level choice with its own cost; the API is protected by API keys, a usage plan (throttle + quota) and request validation. Attach a web ACL to the stage where required',
   );
   for (const method of rest.methods) {
-    if (method.httpMethod === 'OPTIONS') continue;
+    if (method.httpMethod === 'OPTIONS') {
+      const reason =
+        'CORS preflight: browsers send OPTIONS without credentials by design, so it cannot require a key; it only returns the allowed methods and headers';
+      ack(method.node.defaultChild!, 'AwsSolutions-APIG4', reason);
+      ack(method.node.defaultChild!, 'AwsSolutions-COG4', reason);
+      continue;
+    }
     ack(
       method.node.defaultChild!,
       'AwsSolutions-APIG4',

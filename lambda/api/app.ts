@@ -60,7 +60,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings) {
   };
 
   async function handle(req: ApiRequest): Promise<ApiResponse> {
-    const route = routes[`${req.method} ${req.resource}`];
+    const route = req.method === 'OPTIONS' ? preflight : routes[`${req.method} ${req.resource}`];
     try {
       if (!route) throw new HttpError(404, 'not_found', `no such route: ${req.method} ${req.resource}`);
       return await route(req);
@@ -68,6 +68,23 @@ export function createApi(deps: ApiDeps, settings: ApiSettings) {
       if (err instanceof HttpError) return errorResponse(err.statusCode, err.code, err.message);
       throw err;
     }
+  }
+
+  /** CORS preflight: which methods and headers the resource accepts (the adapter adds the origin). */
+  async function preflight(req: ApiRequest): Promise<ApiResponse> {
+    const methods = Object.keys(routes)
+      .filter((r) => r.endsWith(` ${req.resource}`))
+      .map((r) => r.split(' ')[0]);
+    if (methods.length === 0) throw new HttpError(404, 'not_found', `no such route: OPTIONS ${req.resource}`);
+    return {
+      statusCode: 204,
+      body: undefined,
+      headers: {
+        'Access-Control-Allow-Methods': [...methods, 'OPTIONS'].join(','),
+        'Access-Control-Allow-Headers': 'Content-Type,X-Api-Key,X-Filename,Authorization',
+        'Access-Control-Max-Age': '3600',
+      },
+    };
   }
 
   async function createUpload(req: ApiRequest): Promise<ApiResponse> {

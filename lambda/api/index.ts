@@ -98,7 +98,7 @@ export const handler = async (event: APIGatewayProxyEvent, context: Context): Pr
       ...corsHeaders(headers.origin),
       ...response.headers,
     },
-    body: JSON.stringify(response.body),
+    body: response.body === undefined ? '' : JSON.stringify(response.body),
   };
 };
 

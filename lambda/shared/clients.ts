@@ -18,8 +18,12 @@ let sns: SNSClient | undefined;
 let doc: DynamoDBDocumentClient | undefined;
 
 export const clients = {
-  s3: (): S3Client => (s3 ??= new S3Client({ forcePathStyle: customEndpoint })),
-  sqs: (): SQSClient => (sqs ??= new SQSClient({})),
+    // Checksums only when an operation requires one: otherwise presigned PUT URLs carry the
+  // CRC32 of an empty body and S3 rejects the real upload.
+  s3: (): S3Client => (s3 ??= new S3Client({ forcePathStyle: customEndpoint, requestChecksumCalculation: 'WHEN_REQUIRED' })),
+  // The SDK would otherwise send each call to the host named in the QueueUrl, which an
+  // emulator spells as AWS's (sqs.us-east-1.amazonaws.com/...).
+  sqs: (): SQSClient => (sqs ??= new SQSClient({ useQueueUrlAsEndpoint: !customEndpoint })),
   sns: (): SNSClient => (sns ??= new SNSClient({})),
   doc: (): DynamoDBDocumentClient =>
     (doc ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {

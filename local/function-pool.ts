@@ -1,0 +1,195 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
+
+export interface FunctionSpec {
+  /** Short label for logs, e.g. `thumbnail`. */
+  label: string;
+  functionName: string;
+  functionArn: string;
+  /** The synthesized bundle's folder in cdk.out. */
+  bundleDir: string;
+  handler: string;
+  timeoutSeconds: number;
+  memoryMb: number;
+  /** The function's environment from its deployed configuration. */
+  environment: Record<string, string>;
+}
+
+export type InvokeOutcome =
+  | { ok: true; result: unknown; ms: number }
+  | { ok: false; kind: 'error' | 'timeout' | 'crash'; error: { errorType: string; errorMessage: string }; ms: number };
+
+interface Worker {
+  child: ChildProcess;
+  ready: Promise<void>;
+  busy: boolean;
+}
+
+const RUNNER = path.join(__dirname, 'runner.cjs');
+
+/**
+ * A function's warm execution environments: child processes running its bundle, each
+ * serving one invocation at a time, reused while warm (as Lambda reuses environments), with
+ * the function's environment variables, its memory size as the V8 heap limit, and its
+ * timeout enforced by killing the child.
+ */
+export class LocalFunction {
+  private readonly idle: Worker[] = [];
+  private readonly all = new Set<Worker>();
+  private stopped = false;
+
+  constructor(
+    readonly spec: FunctionSpec,
+    private readonly runtimeEnv: Record<string, string>,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /**
+   * Runs one invocation. `killAfterMs` (fault injection) kills the environment that many
+   * ms into the run and reports a timeout, whether or not the handler had returned by then
+   * (as if it hung before returning): the handler may be cut anywhere, side effects included.
+   */
+  async invoke(event: unknown, opts: { killAfterMs?: number } = {}): Promise<InvokeOutcome> {
+    if (this.stopped) throw new Error(`${this.spec.label} is stopped`);
+    const worker = this.idle.pop() ?? this.spawn();
+    worker.busy = true;
+    const started = Date.now();
+    try {
+      await worker.ready;
+    } catch (err) {
+      this.discard(worker);
+      return { ok: false, kind: 'crash', error: { errorType: 'Runtime.Init', errorMessage: (err as Error).message }, ms: Date.now() - started };
+    }
+    const id = randomUUID();
+    const timeoutMs = this.spec.timeoutSeconds * 1000;
+    const outcome = await new Promise<InvokeOutcome>((resolve) => {
+      const finish = (o: InvokeOutcome) => {
+        clearTimeout(timer);
+        if (killTimer) clearTimeout(killTimer);
+        worker.child.off('message', onMessage);
+        worker.child.off('exit', onExit);
+        resolve(o);
+      };
+      const onMessage = (msg: any) => {
+        if (msg?.type !== 'result' || msg.id !== id) return;
+        // Fault injection: the run is treated as hung; its result is dropped and the kill decides.
+        if (opts.killAfterMs !== undefined) return;
+        if (msg.error) finish({ ok: false, kind: 'error', error: msg.error, ms: Date.now() - started });
+        else finish({ ok: true, result: msg.result, ms: Date.now() - started });
+      };
+      const onExit = (code: number | null, signal: string | null) =>
+        finish({
+          ok: false,
+          kind: 'crash',
+          error: { errorType: 'Runtime.ExitError', errorMessage: `the runtime exited (code ${code}, signal ${signal})` },
+          ms: Date.now() - started,
+        });
+      const timedOut = (why: string) => {
+        worker.child.off('exit', onExit);
+        worker.child.kill('SIGKILL');
+        finish({ ok: false, kind: 'timeout', error: { errorType: 'Sandbox.Timedout', errorMessage: why }, ms: Date.now() - started });
+      };
+      const timer = setTimeout(() => timedOut(`Task timed out after ${this.spec.timeoutSeconds.toFixed(2)} seconds`), timeoutMs);
+      const killTimer =
+        opts.killAfterMs !== undefined ? setTimeout(() => timedOut('killed by fault injection (timeout)'), opts.killAfterMs) : undefined;
+      worker.child.on('message', onMessage);
+      worker.child.on('exit', onExit);
+      worker.child.send({
+        type: 'invoke',
+        id,
+        event,
+        context: {
+          awsRequestId: id,
+          functionName: this.spec.functionName,
+          functionVersion: '$LATEST',
+          invokedFunctionArn: this.spec.functionArn,
+          memoryLimitInMB: String(this.spec.memoryMb),
+          logGroupName: `/aws/lambda/${this.spec.functionName}`,
+          logStreamName: `local/${process.pid}/${worker.child.pid}`,
+          remainingMs: timeoutMs,
+        },
+      });
+    });
+    if (outcome.ok || outcome.kind === 'error') {
+      worker.busy = false;
+      if (this.stopped) this.discard(worker);
+      else this.idle.push(worker);
+    } else {
+      this.discard(worker);
+    }
+    return outcome;
+  }
+
+  /** Number of environments currently running an invocation. */
+  get running(): number {
+    return [...this.all].filter((w) => w.busy).length;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all(
+      [...this.all].map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.child.exitCode !== null || w.child.signalCode !== null) return resolve();
+            w.child.once('exit', () => resolve());
+            w.child.kill('SIGKILL');
+          }),
+      ),
+    );
+    this.all.clear();
+    this.idle.length = 0;
+  }
+
+  private spawn(): Worker {
+    const child = fork(RUNNER, [this.spec.bundleDir, this.spec.handler], {
+      cwd: this.spec.bundleDir,
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        LANG: 'en_US.UTF-8',
+        TZ: 'UTC',
+        AWS_LAMBDA_FUNCTION_NAME: this.spec.functionName,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(this.spec.memoryMb),
+        AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+        AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs_local',
+        ...this.runtimeEnv,
+        ...this.spec.environment,
+      },
+      execArgv: [`--max-old-space-size=${this.spec.memoryMb}`],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      serialization: 'advanced',
+    });
+    const prefix = `[${this.spec.label}] `;
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => this.log(prefix + line));
+    }
+    const ready = new Promise<void>((resolve, reject) => {
+      const onMessage = (msg: any) => {
+        if (msg?.type !== 'ready') return;
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        if (msg.error) this.log(`${prefix}init error: ${msg.error.errorMessage}`);
+        resolve();
+      };
+      const onExit = (code: number | null) => reject(new Error(`${this.spec.label} runtime exited during init (code ${code})`));
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    });
+    ready.catch(() => undefined);
+    const worker: Worker = { child, ready, busy: false };
+    this.all.add(worker);
+    child.once('exit', () => {
+      this.all.delete(worker);
+      const i = this.idle.indexOf(worker);
+      if (i >= 0) this.idle.splice(i, 1);
+    });
+    return worker;
+  }
+
+  private discard(worker: Worker): void {
+    this.all.delete(worker);
+    if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
+  }
+}

@@ -1,0 +1,156 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { LocalApiServer } from './api-server';
+import { CLOUD_ASSEMBLY, creds, PROJECT_ROOT, synthAndDeploy } from './deploy';
+import { resolveEmulator, type Emulator } from './emulator';
+import { SqsEventSource } from './event-source';
+import { parseFaults } from './faults';
+import { LocalFunction } from './function-pool';
+import { discover } from './topology';
+
+export interface LocalOptions {
+  /** API port; 0 picks a free one. */
+  port?: number;
+  region?: string;
+  stackName?: string;
+  /** CDK context overrides for the deployed stack. */
+  context?: Record<string, string>;
+  /** Where to write the state file (default .offload/local.json); null for none. */
+  stateFile?: string | null;
+  /** Cap on each event source's concurrency (default: the mapping's MaximumConcurrency). */
+  maxConcurrency?: number;
+  log?: (line: string) => void;
+}
+
+export interface LocalState {
+  apiUrl: string;
+  apiKey: string;
+  awsEndpoint: string;
+  region: string;
+  stackName: string;
+  outputs: Record<string, string>;
+}
+
+export interface LocalHandle extends LocalState {
+  eventSources: SqsEventSource[];
+  functions: LocalFunction[];
+  readyMs: number;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_STATE_FILE = path.join(PROJECT_ROOT, '.offload', 'local.json');
+
+/**
+ * Local mode: the real stack, deployed into an AWS emulator, with its Lambda functions run
+ * from their synthesized bundles by a local runtime (child processes), its SQS event
+ * sources polled with Lambda's semantics, its scheduled rules on timers, and its REST API
+ * served over HTTP.
+ */
+export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> {
+  const started = Date.now();
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const region = opts.region ?? process.env.AWS_REGION ?? 'us-east-1';
+  const stackName = opts.stackName ?? 'Offload';
+  const credentials = creds();
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn().catch((err) => log(`[local] cleanup: ${(err as Error).message}`));
+  };
+
+  try {
+    const emulator: Emulator = await resolveEmulator();
+    cleanups.push(() => emulator.stop());
+    log(`[local] AWS endpoint ${emulator.endpoint}${emulator.owned ? ' (moto, started here)' : ''}`);
+
+    const deployed = await synthAndDeploy({ endpoint: emulator.endpoint, region, stackName, context: opts.context ?? {}, log: (l) => log(`[local] ${l}`) });
+    const topology = await discover({
+      endpoint: emulator.endpoint,
+      region,
+      stackName,
+      template: deployed.template,
+      cloudAssembly: CLOUD_ASSEMBLY,
+      credentials,
+      log,
+    });
+
+    const runtimeEnv = {
+      AWS_ENDPOINT_URL: emulator.endpoint,
+      AWS_REGION: region,
+      AWS_DEFAULT_REGION: region,
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    };
+    const functions = new Map<string, LocalFunction>();
+    for (const [arn, spec] of topology.functions) functions.set(arn, new LocalFunction(spec, runtimeEnv, log));
+    cleanups.push(async () => {
+      await Promise.all([...functions.values()].map((f) => f.stop()));
+    });
+    const fn = (arn: string) => {
+      const f = functions.get(arn);
+      if (!f) throw new Error(`no local function ${arn}`);
+      return f;
+    };
+
+    const server = new LocalApiServer(topology.api, (arn, event) => fn(arn).invoke(event), log);
+    const apiUrl = await server.listen(opts.port ?? Number(process.env.PORT ?? 3000));
+    cleanups.push(() => server.close());
+
+    const faults = process.env.OFFLOAD_LOCAL_FAULTS
+      ? parseFaults(process.env.OFFLOAD_LOCAL_FAULTS, process.env.OFFLOAD_LOCAL_FAULTS_SEED ? Number(process.env.OFFLOAD_LOCAL_FAULTS_SEED) : undefined)
+      : undefined;
+    if (faults) log(`[local] fault injection on SQS invocations: ${JSON.stringify(faults.rates)}`);
+    const sqs = new SQSClient({ endpoint: emulator.endpoint, region, credentials });
+    const eventSources = topology.eventSources.map((es) => {
+      const config = { ...es, maxConcurrency: opts.maxConcurrency ? Math.min(opts.maxConcurrency, es.maxConcurrency) : es.maxConcurrency };
+      const source = new SqsEventSource(sqs, config, (event, o) => fn(es.functionArn).invoke(event, o), { faults, log });
+      source.start();
+      log(`[local] ${es.label} <- SQS ${es.queueArn.split(':').pop()} (batch ${config.batchSize}, window ${config.batchingWindowSeconds}s, concurrency ${config.maxConcurrency})`);
+      return source;
+    });
+    cleanups.push(async () => {
+      await Promise.all(eventSources.map((s) => s.stop()));
+    });
+
+    const timers = topology.schedules.map((s) => {
+      log(`[local] ${s.label} every ${s.everyMs / 1000}s (scheduled rule)`);
+      return setInterval(() => {
+        const event = {
+          version: '0',
+          id: crypto.randomUUID(),
+          'detail-type': 'Scheduled Event',
+          source: 'aws.events',
+          account: deployed.account,
+          time: new Date().toISOString(),
+          region,
+          resources: [s.ruleArn],
+          detail: {},
+        };
+        fn(s.functionArn)
+          .invoke(event)
+          .then((o) => !o.ok && log(`[local] ${s.label} scheduled run failed: ${o.error.errorMessage}`))
+          .catch(() => undefined);
+      }, s.everyMs);
+    });
+    cleanups.push(async () => timers.forEach((t) => clearInterval(t)));
+
+    const state: LocalState = {
+      apiUrl,
+      apiKey: topology.api.apiKey,
+      awsEndpoint: emulator.endpoint,
+      region,
+      stackName,
+      outputs: { ...deployed.outputs, ApiUrl: apiUrl, ApiKeyId: topology.api.apiKeyId },
+    };
+    const stateFile = opts.stateFile === undefined ? DEFAULT_STATE_FILE : opts.stateFile;
+    if (stateFile) {
+      fs.mkdirSync(path.dirname(stateFile), { recursive: true });
+      fs.writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
+      cleanups.push(async () => fs.rmSync(stateFile, { force: true }));
+    }
+    return { ...state, eventSources, functions: [...functions.values()], readyMs: Date.now() - started, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

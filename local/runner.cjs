@@ -1,0 +1,57 @@
+'use strict';
+/**
+ * One Lambda execution environment: a child process that loads a function's bundle from
+ * cdk.out once (the cold start) and then runs one invocation at a time, as the parent asks
+ * over IPC. Plain JavaScript so that the child starts as fast as Lambda's runtime would.
+ *
+ * argv: <bundle dir> <handler, e.g. index.handler>
+ */
+const path = require('node:path');
+
+const [bundleDir, handlerSpec] = process.argv.slice(2);
+const dot = handlerSpec.lastIndexOf('.');
+const modulePath = path.join(bundleDir, handlerSpec.slice(0, dot));
+const exportName = handlerSpec.slice(dot + 1);
+
+let handler;
+let initError;
+const initStart = process.hrtime.bigint();
+try {
+  handler = require(modulePath)[exportName];
+  if (typeof handler !== 'function') throw new Error(`${handlerSpec} is not a function in ${bundleDir}`);
+} catch (err) {
+  initError = err;
+}
+const initMs = Number(process.hrtime.bigint() - initStart) / 1e6;
+
+function serializeError(err) {
+  if (err instanceof Error) return { errorType: err.name, errorMessage: err.message, stack: err.stack };
+  return { errorType: 'Error', errorMessage: String(err) };
+}
+
+process.on('message', async (msg) => {
+  if (!msg || msg.type !== 'invoke') return;
+  const { id, event, context: ctx } = msg;
+  if (initError) {
+    process.send({ type: 'result', id, error: { ...serializeError(initError), errorType: 'Runtime.ImportModuleError' } });
+    return;
+  }
+  const deadline = Date.now() + ctx.remainingMs;
+  const context = {
+    ...ctx,
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done() {},
+    succeed() {},
+    fail() {},
+  };
+  try {
+    const result = await handler(event, context);
+    process.send({ type: 'result', id, result: result === undefined ? null : result });
+  } catch (err) {
+    console.error(JSON.stringify({ level: 'ERROR', message: 'Invoke Error', ...serializeError(err) }));
+    process.send({ type: 'result', id, error: serializeError(err) });
+  }
+});
+
+process.send({ type: 'ready', initMs, error: initError ? serializeError(initError) : undefined });

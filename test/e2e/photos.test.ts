@@ -1,0 +1,215 @@
+import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { e2eContext } from './client';
+
+/**
+ * The photo pipeline end to end, through local mode: HTTP API -> S3 -> SQS -> the thumbnail
+ * worker's bundle from cdk.out -> DynamoDB -> SNS, all on the emulator.
+ */
+const ctx = e2eContext();
+const sqs = new SQSClient(ctx.awsConfig);
+const s3 = new S3Client(ctx.awsConfig);
+const sns = new SNSClient(ctx.awsConfig);
+let subscriberUrl: string;
+const finished: string[] = [];
+
+/** A photo-like image: gradient plus noise, with a red block in the top-left corner. */
+async function photo(width: number, height: number, format: 'jpeg' | 'png' | 'webp' | 'tiff' | 'gif' | 'avif', opts: { orientation?: number; alpha?: boolean } = {}) {
+  const channels = opts.alpha ? 4 : 3;
+  const raw = Buffer.alloc(width * height * channels);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * channels;
+      const corner = x < width / 4 && y < height / 4;
+      raw[i] = corner ? 230 : (x * 255) / width;
+      raw[i + 1] = corner ? 10 : (y * 255) / height;
+      raw[i + 2] = corner ? 10 : ((x + y) * 97) % 255;
+      if (opts.alpha) raw[i + 3] = x < width / 2 ? 255 : 80;
+    }
+  }
+  let img = sharp(raw, { raw: { width, height, channels } });
+  if (opts.orientation) img = img.withMetadata({ orientation: opts.orientation });
+  return img.toFormat(format).toBuffer();
+}
+
+beforeAll(async () => {
+  const q = await sqs.send(new CreateQueueCommand({ QueueName: `e2e-photo-subscriber-${Date.now()}` }));
+  subscriberUrl = q.QueueUrl!;
+  const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: subscriberUrl, AttributeNames: ['QueueArn'] }));
+  await sns.send(
+    new SubscribeCommand({
+      TopicArn: ctx.outputs.NotificationTopicArn,
+      Protocol: 'sqs',
+      Endpoint: attrs.Attributes!.QueueArn,
+      Attributes: { RawMessageDelivery: 'true', FilterPolicy: JSON.stringify({ type: ['thumbnail'] }) },
+    }),
+  );
+});
+
+afterAll(async () => {
+  await sqs.send(new DeleteQueueCommand({ QueueUrl: subscriberUrl })).catch(() => undefined);
+});
+
+describe('photo pipeline', () => {
+  it('turns a presigned JPEG upload with EXIF orientation into correctly oriented thumbnails', async () => {
+    const jpeg = await photo(1600, 1200, 'jpeg', { orientation: 6 });
+    const jobId = await ctx.presignedUpload('camera photo.jpg', 'image/jpeg', jpeg);
+    const job = await ctx.waitForJob(jobId);
+    finished.push(jobId);
+    expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
+    expect(job.type).toBe('thumbnail');
+    expect(job.attempts).toBe(1);
+    expect(job.input).toMatchObject({ filename: 'camera photo.jpg', contentType: 'image/jpeg', bytes: jpeg.length, width: 1200, height: 1600 });
+    const sizes = Object.fromEntries(job.outputs.map((o: any) => [`${o.name}.${o.format}`, [o.width, o.height]]));
+    expect(sizes).toEqual({
+      'small.jpeg': [120, 160],
+      'small.webp': [120, 160],
+      'medium.jpeg': [480, 640],
+      'medium.webp': [480, 640],
+      'large.jpeg': [960, 1280],
+      'large.webp': [960, 1280],
+    });
+    // Download one through its presigned URL: a real JPEG, oriented (red block now top-right), no EXIF.
+    const large = job.outputs.find((o: any) => o.name === 'large' && o.format === 'jpeg');
+    const res = await fetch(large.url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/jpeg');
+    const bytes = Buffer.from(await res.arrayBuffer());
+    expect(bytes.length).toBe(large.bytes);
+    const meta = await sharp(bytes).metadata();
+    expect([meta.format, meta.width, meta.height, meta.exif]).toEqual(['jpeg', 960, 1280, undefined]);
+    const { data } = await sharp(bytes).raw().toBuffer({ resolveWithObject: true });
+    const px = (x: number, y: number) => [...data.subarray((y * 960 + x) * 3, (y * 960 + x) * 3 + 3)];
+    expect(px(900, 40)[0]).toBeGreaterThan(180); // red corner rotated to the top right
+    expect(px(40, 40)[0]).toBeLessThan(120);
+  });
+
+  it('takes a direct upload in the request body; transparency gives PNG + WebP', async () => {
+    const png = await photo(300, 200, 'png', { alpha: true });
+    const res = await ctx.call('POST', 'uploads?filename=logo%20%F0%9F%90%B1.png', { body: png, headers: { 'content-type': 'image/png' } });
+    expect(res.status).toBe(202);
+    expect(res.json.statusUrl).toBe(new URL(`jobs/${res.json.jobId}`, ctx.apiUrl).toString());
+    const job = await ctx.waitForJob(res.json.jobId);
+    finished.push(job.jobId);
+    expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
+    expect(job.input.filename).toBe('logo 🐱.png');
+    expect(new Set(job.outputs.map((o: any) => o.format))).toEqual(new Set(['png', 'webp']));
+    // Never upscaled: 300x200 stays 300x200 for medium and large.
+    expect(job.outputs.find((o: any) => o.name === 'large').width).toBe(300);
+    expect(job.outputs.find((o: any) => o.name === 'small')).toMatchObject({ width: 160, height: 107 });
+  });
+
+  it('handles WebP, GIF, TIFF, AVIF and a 1x1 image', async () => {
+    const inputs: Array<[string, string, Buffer]> = [
+      ['a.webp', 'image/webp', await photo(800, 600, 'webp')],
+      ['b.gif', 'image/gif', await photo(400, 300, 'gif')],
+      ['c.tiff', 'image/tiff', await photo(640, 480, 'tiff')],
+      ['d.avif', 'image/avif', await photo(500, 500, 'avif')],
+      ['e.png', 'image/png', await photo(1, 1, 'png')],
+    ];
+    const ids = await Promise.all(inputs.map(([name, type, data]) => ctx.presignedUpload(name, type, data)));
+    const jobs = await Promise.all(ids.map((id) => ctx.waitForJob(id)));
+    finished.push(...ids);
+    for (const job of jobs) {
+      expect(job.status, `${job.input.filename}: ${JSON.stringify(job.error)}`).toBe('succeeded');
+      expect(job.outputs).toHaveLength(6);
+    }
+    expect(jobs[4].outputs.every((o: any) => o.width === 1 && o.height === 1)).toBe(true);
+  });
+
+  it('fails broken and hostile files at once with a clear code and no retries', async () => {
+    const jpeg = await photo(640, 480, 'jpeg');
+    const cases: Array<[string, string, Buffer, string]> = [
+      ['notes.jpg', 'image/jpeg', Buffer.from('this is not an image at all, just text'), 'unsupported_format'],
+      ['cut.jpg', 'image/jpeg', jpeg.subarray(0, Math.floor(jpeg.length / 2)), 'corrupt_image'],
+      ['vector.png', 'image/png', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'), 'unsupported_format'],
+    ];
+    const ids = await Promise.all(cases.map(([name, type, data]) => ctx.presignedUpload(name, type, data)));
+    const jobs = await Promise.all(ids.map((id) => ctx.waitForJob(id)));
+    finished.push(...ids);
+    jobs.forEach((job, i) => {
+      expect(job.status).toBe('failed');
+      expect(job.error.code).toBe(cases[i][3]);
+      expect(job.error.message.length).toBeGreaterThan(5);
+      expect(job.attempts).toBe(1);
+      expect(job.outputs).toEqual([]);
+    });
+  });
+
+  it('makes a job for an object another tool put under uploads/ (and fails an empty one with empty_file)', async () => {
+    const key = `uploads/from-another-tool/empty ${Date.now()}.jpg`;
+    await s3.send(new PutObjectCommand({ Bucket: ctx.outputs.RawBucketName, Key: key, Body: Buffer.alloc(0), ContentType: 'image/jpeg' }));
+    const filename = key.split('/').pop();
+    let job: any;
+    for (let i = 0; i < 240 && !job; i++) {
+      const list = await ctx.call('GET', 'jobs?type=thumbnail&limit=50');
+      job = list.json.jobs.find((j: any) => j.input?.filename === filename && (j.status === 'failed' || j.status === 'succeeded'));
+      if (!job) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(job, 'a job for the foreign object').toBeDefined();
+    finished.push(job.jobId);
+    expect(job.status).toBe('failed');
+    expect(job.error.code).toBe('empty_file');
+  });
+
+  it('sends a transient failure to the DLQ after maxReceiveCount, as retries_exhausted', async () => {
+    // A job whose S3 event names a bucket that does not exist: the read fails (not a
+    // missing key), which the worker must treat as transient and retry.
+    const created = await ctx.call('POST', 'uploads', { json: { filename: 'lost.jpg', contentType: 'image/jpeg', size: 10 } });
+    const jobId = created.json.jobId;
+    const event = {
+      Records: [
+        {
+          eventName: 'ObjectCreated:Put',
+          s3: { bucket: { name: 'no-such-bucket-e2e' }, object: { key: `uploads/${jobId}/lost.jpg`, size: 10 } },
+        },
+      ],
+    };
+    await sqs.send(new SendMessageCommand({ QueueUrl: ctx.outputs.ThumbnailQueueUrl, MessageBody: JSON.stringify(event) }));
+    const job = await ctx.waitForJob(jobId, 240_000);
+    finished.push(jobId);
+    expect(job.status).toBe('failed');
+    expect(job.error.code).toBe('retries_exhausted');
+    expect(job.attempts).toBe(3);
+    // The message is in the DLQ, intact and redrivable.
+    let body: string | undefined;
+    for (let i = 0; i < 120 && !body; i++) {
+      const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: ctx.outputs.ThumbnailDlqUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 1, WaitTimeSeconds: 1 }));
+      body = got.Messages?.map((m) => m.Body!).find((b) => b.includes(jobId));
+    }
+    expect(body).toBeDefined();
+    expect(JSON.parse(body!).Records[0].s3.object.key).toBe(`uploads/${jobId}/lost.jpg`);
+  });
+
+  it('notifies a subscriber exactly once per finished job, with type and status', async () => {
+    expect(finished.length).toBeGreaterThanOrEqual(10);
+    const seen = new Map<string, any[]>();
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && finished.some((id) => !seen.has(id))) {
+      const got = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: subscriberUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: ['All'] }),
+      );
+      for (const m of got.Messages ?? []) {
+        const n = JSON.parse(m.Body!);
+        seen.set(n.jobId, [...(seen.get(n.jobId) ?? []), n]);
+      }
+    }
+    // Drain a little longer to catch duplicates.
+    for (let i = 0; i < 2; i++) {
+      const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: subscriberUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      for (const m of got.Messages ?? []) {
+        const n = JSON.parse(m.Body!);
+        seen.set(n.jobId, [...(seen.get(n.jobId) ?? []), n]);
+      }
+    }
+    for (const id of finished) {
+      const list = seen.get(id) ?? [];
+      expect(list.length, `notifications for ${id}`).toBe(1);
+      expect(list[0]).toMatchObject({ jobId: id, type: 'thumbnail', status: expect.stringMatching(/^(succeeded|failed)$/) });
+      expect(list[0].completedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+    }
+  });
+});
