@@ -75,8 +75,8 @@ export class LocalApiServer {
     }
     const outcome = await this.invoke(route.functionArn, event);
     if (!outcome.ok) {
-      const timeout = outcome.kind === 'timeout';
-      return this.gatewayError(res, 'DEFAULT_5XX', timeout ? 504 : 502, timeout ? 'Endpoint request timed out' : 'Internal server error', req, url.pathname);
+      // A function error or timeout (functions time out before API Gateway's 29 s) is a 502.
+      return this.gatewayError(res, 'DEFAULT_5XX', 502, 'Internal server error', req, url.pathname);
     }
     const result = outcome.result as { statusCode?: number; headers?: Record<string, unknown>; multiValueHeaders?: Record<string, unknown[]>; body?: string; isBase64Encoded?: boolean } | null;
     if (!result || typeof result !== 'object' || typeof result.statusCode !== 'number') {

@@ -1,140 +1,102 @@
-import type { ChildProcess } from 'node:child_process';
-import { freePort, isRunning, spawnTracked, stopProcess, tail, waitFor } from './processes';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 
-/** An AWS API emulator endpoint, owned (moto started here) or external (AWS_ENDPOINT_URL). */
+/** An AWS API emulator endpoint: one we started (moto) or one given by AWS_ENDPOINT_URL. */
 export interface Emulator {
-  /** `http://localhost:PORT`: the spelling CDK's asset publishing needs (S3 virtual hosts). */
   endpoint: string;
-  port: number;
-  /** True when this process started the emulator and `stop()` stops it. */
   owned: boolean;
   stop(): Promise<void>;
 }
 
-export class EmulatorUnavailableError extends Error {}
-
-export const INSTALL_HINT =
-  'local mode needs Python 3 with moto\'s server: pip install "moto[server]" ' +
-  '(or run LocalStack and set AWS_ENDPOINT_URL=http://localhost:4566)';
-
-/**
- * Runs `python3 -m moto.server -H HOST -p PORT` with two guards so that the server never
- * outlives its owner, however the owner ends (even SIGKILL): PR_SET_PDEATHSIG (Linux), and
- * a thread that exits when stdin (a pipe from the owner) reaches EOF.
- */
-const MOTO_LAUNCHER = `
-import os, sys, signal, threading, runpy
-try:
-    import ctypes
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
-except Exception:
-    pass
-def _watch_owner():
-    try:
-        while sys.stdin.buffer.read(4096):
-            pass
-    finally:
-        os._exit(0)
-threading.Thread(target=_watch_owner, daemon=True).start()
-sys.argv = ['moto.server'] + sys.argv[1:]
-runpy.run_module('moto.server', run_name='__main__', alter_sys=True)
-`;
-
-export interface StartMotoOptions {
-  host?: string;
-  /** Default: a free port. */
-  port?: number;
-  python?: string;
-  readyTimeoutMs?: number;
-  /** Called with each chunk of the server's own output (request log). Default: dropped. */
-  onOutput?: (chunk: string) => void;
-}
-
-async function answers(url: string): Promise<boolean> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-  await res.arrayBuffer();
-  return true;
-}
-
-async function startMotoOnce(opts: StartMotoOptions, port: number): Promise<Emulator> {
-  const host = opts.host ?? '127.0.0.1';
-  const python = opts.python ?? process.env.PYTHON ?? 'python3';
-  const child: ChildProcess = spawnTracked(python, ['-c', MOTO_LAUNCHER, '-H', host, '-p', String(port)], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, PYTHONUNBUFFERED: '1' },
-  });
-  const output = tail();
-  let spawnError: Error | undefined;
-  child.on('error', (err) => (spawnError = err));
-  child.stdout!.on('data', (c: Buffer) => (output.push(c), opts.onOutput?.(c.toString())));
-  child.stderr!.on('data', (c: Buffer) => (output.push(c), opts.onOutput?.(c.toString())));
-  // Keep stdin open (the owner-death pipe) but never let it keep this process alive.
-  (child.stdin as unknown as { unref?: () => void }).unref?.();
-  child.unref();
-  for (const s of [child.stdout, child.stderr]) (s as unknown as { unref?: () => void } | null)?.unref?.();
-
-  const stop = async (): Promise<void> => {
-    child.stdin?.end();
-    await stopProcess(child, 3000);
-  };
-  try {
-    await waitFor(`moto on port ${port}`, () => answers(`http://${host}:${port}/moto-api/reset-auth`).catch(() => answers(`http://${host}:${port}/`)), {
-      timeoutMs: opts.readyTimeoutMs ?? 30_000,
-      intervalMs: 100,
-      abort: () => {
-        if (spawnError) return (spawnError as NodeJS.ErrnoException).code === 'ENOENT' ? `${python} not found` : spawnError.message;
-        if (!isRunning(child)) return `exited (${child.exitCode ?? child.signalCode}): ${output.text().trim().split('\n').slice(-5).join('\n')}`;
-        return undefined;
-      },
+/** A free TCP port on the loopback interface. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
     });
-  } catch (err) {
-    await stop();
-    const text = output.text();
-    if (spawnError || /No module named|ModuleNotFoundError|ImportError/.test(text)) {
-      throw new EmulatorUnavailableError(`${(err as Error).message}\n${INSTALL_HINT}`);
-    }
-    throw err;
-  }
-  return { endpoint: `http://localhost:${port}`, port, owned: true, stop };
+  });
+}
+
+export class EmulatorMissingError extends Error {}
+
+export function motoAvailable(): boolean {
+  const probe = spawnSync('python3', ['-c', 'import moto.server'], { stdio: 'ignore' });
+  return probe.status === 0;
 }
 
 /**
- * Starts a moto server on a free loopback port and resolves once it answers HTTP. The
- * server is this process's: `stop()` ends it, and it also ends by itself when this process
- * does. Throws EmulatorUnavailableError when python3 or moto is missing.
+ * moto's server under a watchdog: it exits when its stdin closes, i.e. when the process
+ * that started it is gone, however that process ended (even SIGKILL).
  */
-export async function startMoto(opts: StartMotoOptions = {}): Promise<Emulator> {
-  let lastError: unknown;
-  // A free port can be taken between the probe and moto's bind: retry with another one.
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const port = opts.port ?? (await freePort(opts.host ?? '127.0.0.1'));
-    try {
-      return await startMotoOnce(opts, port);
-    } catch (err) {
-      lastError = err;
-      if (err instanceof EmulatorUnavailableError || opts.port !== undefined) throw err;
-    }
-  }
-  throw lastError;
-}
+const MOTO_LAUNCHER =
+  'import os, sys, threading\n' +
+  'threading.Thread(target=lambda: (sys.stdin.buffer.read(), os._exit(0)), daemon=True).start()\n' +
+  'from moto.server import main\n' +
+  'main(sys.argv[1:])\n';
 
-/** An endpoint someone else runs (LocalStack, a shared moto): never stopped here. */
-export function externalEmulator(endpointUrl: string): Emulator {
-  const url = new URL(endpointUrl);
-  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-  // CDK's asset publishing addresses S3 buckets as virtual hosts: `localhost` works, an IP does not.
-  if (url.hostname === '127.0.0.1') url.hostname = 'localhost';
-  return { endpoint: url.origin, port, owned: false, stop: async () => undefined };
+/**
+ * Starts moto's server on a free loopback port and resolves once it answers. It runs in its
+ * own process group, so a Ctrl-C in the terminal reaches only local mode, which then stops
+ * it after the last in-flight work.
+ */
+export async function startMoto(opts: { port?: number } = {}): Promise<Emulator> {
+  if (!motoAvailable()) {
+    throw new EmulatorMissingError(
+      'no AWS emulator: python3 with moto is not installed. Install it with `pip install "moto[server]"`, or run LocalStack and set AWS_ENDPOINT_URL=http://localhost:4566',
+    );
+  }
+  const port = opts.port ?? (await freePort());
+  const child = spawn('python3', ['-c', MOTO_LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+    detached: true,
+  });
+  let tail = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    tail = (tail + d.toString()).slice(-4000);
+  });
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+
+  const probe = `http://127.0.0.1:${port}/moto-api/`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`moto exited with code ${child.exitCode}: ${tail}`);
+    try {
+      if ((await fetch(probe)).ok) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`moto did not answer on port ${port} within 30 s: ${tail}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  return {
+    endpoint: `http://localhost:${port}`,
+    owned: true,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        process.removeListener('exit', killOnExit);
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        const force = setTimeout(() => child.kill('SIGKILL'), 3000);
+        child.once('exit', () => {
+          clearTimeout(force);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 /** AWS_ENDPOINT_URL when set, otherwise a moto server of our own. */
-export async function resolveEmulator(opts: StartMotoOptions & { endpointUrl?: string } = {}): Promise<Emulator> {
-  const external = opts.endpointUrl ?? process.env.AWS_ENDPOINT_URL;
-  if (external) {
-    await waitFor(`emulator at ${external}`, () => answers(external), { timeoutMs: 10_000, intervalMs: 250 }).catch(() => {
-      throw new EmulatorUnavailableError(`AWS_ENDPOINT_URL=${external} does not answer`);
-    });
-    return externalEmulator(external);
-  }
+export async function resolveEmulator(opts: { port?: number } = {}): Promise<Emulator> {
+  const given = process.env.AWS_ENDPOINT_URL;
+  if (given) return { endpoint: given.replace(/\/$/, ''), owned: false, stop: async () => undefined };
   return startMoto(opts);
 }

@@ -160,6 +160,7 @@ export class LocalFunction {
       execArgv: [`--max-old-space-size=${this.spec.memoryMb}`],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced',
+      detached: true,
     });
     const prefix = `[${this.spec.label}] `;
     for (const stream of [child.stdout!, child.stderr!]) {

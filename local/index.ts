@@ -108,8 +108,10 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
       log(`[local] ${es.label} <- SQS ${es.queueArn.split(':').pop()} (batch ${config.batchSize}, window ${config.batchingWindowSeconds}s, concurrency ${config.maxConcurrency})`);
       return source;
     });
+    // In-flight invocations get a short grace; then their environments are killed (their
+    // messages come back after the visibility timeout, as after a crash).
     cleanups.push(async () => {
-      await Promise.all(eventSources.map((s) => s.stop()));
+      await Promise.race([Promise.all(eventSources.map((s) => s.stop())), new Promise((r) => setTimeout(r, 5000))]);
     });
 
     const timers = topology.schedules.map((s) => {

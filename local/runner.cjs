@@ -54,4 +54,9 @@ process.on('message', async (msg) => {
   }
 });
 
+// The parent owns this environment: when it is gone (however it ended), so is this process.
+process.on('disconnect', () => process.exit(0));
+// A terminal Ctrl-C is for the parent, which decides when environments stop.
+process.on('SIGINT', () => undefined);
+
 process.send({ type: 'ready', initMs, error: initError ? serializeError(initError) : undefined });
