@@ -5,8 +5,15 @@ import * as path from 'node:path';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
-/** cdk.out stays inside the project: bundles resolve host-specific native modules (sharp) by walking up to its node_modules. */
-export const CLOUD_ASSEMBLY = path.join(PROJECT_ROOT, 'cdk.out');
+/**
+ * Each local-mode instance synthesizes into its own cloud assembly, so that `cdk synth`, the
+ * tests or a second instance never rewrite the bundles under running functions. It stays
+ * inside the project: bundles resolve host-specific native modules (sharp's x64 binary on a
+ * developer machine) by walking up to the project's node_modules.
+ */
+export function cloudAssemblyDir(): string {
+  return path.join(PROJECT_ROOT, 'cdk.out.local', `${process.pid}-${Date.now().toString(36)}`);
+}
 const CDK = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'cdk');
 
 export interface DeployOptions {
@@ -15,6 +22,8 @@ export interface DeployOptions {
   stackName: string;
   /** CDK context overrides (`-c key=value`). */
   context: Record<string, string>;
+  /** Where to synthesize (see cloudAssemblyDir). */
+  cloudAssembly: string;
   log: (line: string) => void;
 }
 
@@ -72,19 +81,19 @@ export async function synthAndDeploy(opts: DeployOptions): Promise<Deployed> {
 
   opts.log(`synthesizing ${opts.stackName} and bootstrapping aws://${account}/${opts.region} on ${opts.endpoint}`);
   await Promise.all([
-    run(['synth', '--quiet', '--output', CLOUD_ASSEMBLY, ...ctx], appEnv, 'synth', opts.log),
+    run(['synth', '--quiet', '--output', opts.cloudAssembly, ...ctx], appEnv, 'synth', opts.log),
     // Run outside the project (no cdk.json): bootstrap then needs no app and leaves cdk.out alone.
     run(['bootstrap', `aws://${account}/${opts.region}`], env, 'bootstrap', opts.log, os.tmpdir()),
   ]);
-  const outputsFile = path.join(CLOUD_ASSEMBLY, `${opts.stackName}.local-outputs.json`);
+  const outputsFile = path.join(opts.cloudAssembly, `${opts.stackName}.local-outputs.json`);
   opts.log(`deploying ${opts.stackName}`);
   await run(
-    ['deploy', opts.stackName, '--app', CLOUD_ASSEMBLY, '--method=direct', '--require-approval', 'never', '--outputs-file', outputsFile],
+    ['deploy', opts.stackName, '--app', opts.cloudAssembly, '--method=direct', '--require-approval', 'never', '--outputs-file', outputsFile],
     appEnv,
     'deploy',
     opts.log,
   );
-  const templatePath = path.join(CLOUD_ASSEMBLY, `${opts.stackName}.template.json`);
+  const templatePath = path.join(opts.cloudAssembly, `${opts.stackName}.template.json`);
   const outputs = JSON.parse(fs.readFileSync(outputsFile, 'utf8'))[opts.stackName] ?? {};
   return { account, templatePath, template: JSON.parse(fs.readFileSync(templatePath, 'utf8')), outputs };
 }

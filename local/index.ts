@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { LocalApiServer } from './api-server';
-import { CLOUD_ASSEMBLY, creds, PROJECT_ROOT, synthAndDeploy } from './deploy';
+import { cloudAssemblyDir, creds, PROJECT_ROOT, synthAndDeploy } from './deploy';
 import { resolveEmulator, type Emulator } from './emulator';
 import { SqsEventSource } from './event-source';
 import { parseFaults } from './faults';
@@ -30,6 +30,8 @@ export interface LocalState {
   region: string;
   stackName: string;
   outputs: Record<string, string>;
+  /** The cloud assembly this instance deployed (its template and the bundles it runs). */
+  cloudAssembly: string;
 }
 
 export interface LocalHandle extends LocalState {
@@ -63,13 +65,22 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     cleanups.push(() => emulator.stop());
     log(`[local] AWS endpoint ${emulator.endpoint}${emulator.owned ? ' (moto, started here)' : ''}`);
 
-    const deployed = await synthAndDeploy({ endpoint: emulator.endpoint, region, stackName, context: opts.context ?? {}, log: (l) => log(`[local] ${l}`) });
+    const cloudAssembly = cloudAssemblyDir();
+    cleanups.push(async () => fs.rmSync(cloudAssembly, { recursive: true, force: true }));
+    const deployed = await synthAndDeploy({
+      endpoint: emulator.endpoint,
+      region,
+      stackName,
+      context: opts.context ?? {},
+      cloudAssembly,
+      log: (l) => log(`[local] ${l}`),
+    });
     const topology = await discover({
       endpoint: emulator.endpoint,
       region,
       stackName,
       template: deployed.template,
-      cloudAssembly: CLOUD_ASSEMBLY,
+      cloudAssembly,
       credentials,
       log,
     });
@@ -143,6 +154,7 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
       region,
       stackName,
       outputs: { ...deployed.outputs, ApiUrl: apiUrl, ApiKeyId: topology.api.apiKeyId },
+      cloudAssembly,
     };
     const stateFile = opts.stateFile === undefined ? DEFAULT_STATE_FILE : opts.stateFile;
     if (stateFile) {

@@ -12,6 +12,7 @@ declare module 'vitest' {
     region: string;
     outputs: Record<string, string>;
     localLog: string;
+    cloudAssembly: string;
   }
 }
 
@@ -67,6 +68,7 @@ export default async function setup({ provide }: TestProject): Promise<() => Pro
   provide('region', state.region);
   provide('outputs', state.outputs);
   provide('localLog', logFile);
+  provide('cloudAssembly', state.cloudAssembly);
   return async () => {
     await stop();
     if (fs.existsSync(stateFile)) throw new Error('local mode left its state file behind');

@@ -1,0 +1,172 @@
+/**
+ * `npm run bench`: every benchmark, one table, and bench/results/latest.json.
+ *
+ *   npm run bench                      # all sections
+ *   npm run bench -- --only thumbnail,report --uploads 100 --photo ~/photo.jpg
+ *
+ * Ratios are computed from runs in this same process (interleaved where two pipelines are
+ * compared), never from figures remembered from another run.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import sharp from 'sharp';
+import { startLocal } from '../local';
+import { fromRaw, photoLikeRaw } from '../test/unit/fixtures/images';
+import { benchReport } from './report';
+import { bareSharpThumbnails, benchThumbnail } from './thumbnail';
+
+const ROOT = path.resolve(__dirname, '..');
+const TARGETS = {
+  thumbnailRatioVsSharp: 1.1,
+  thumbnailRatioVsJimp: 10,
+  pipelineRatio: 0.8,
+  bundleBytes: 250 * 1024,
+  initMs: 100,
+  reportSeconds1M: 20,
+  reportRssMb: 200,
+};
+
+const program = new Command()
+  .option('--only <sections>', 'comma-separated: thumbnail,report,coldStart,pipeline')
+  .option('--uploads <n>', 'uploads through local mode', (v) => Number(v), 200)
+  .option('--photo <path>', 'also benchmark this real photo')
+  .option('--report-sizes <list>', 'records per report run', '100000,1000000')
+  .parse();
+const opts = program.opts<{ only?: string; uploads: number; photo?: string; reportSizes: string }>();
+const want = (s: string) => !opts.only || opts.only.split(',').includes(s);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
+const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+
+/** Cold start: each function's bundle as synthesized, and its module-init time in a fresh node process. */
+function coldStart(): Record<string, { bundleBytes: number; initMs: number }> {
+  const synth = spawnSync(path.join(ROOT, 'node_modules/.bin/cdk'), ['synth', '--quiet', '-c', 'ephemeral=true'], { cwd: ROOT, encoding: 'utf8' });
+  if (synth.status !== 0) throw new Error(`cdk synth failed: ${synth.stderr}`);
+  const template = JSON.parse(fs.readFileSync(path.join(ROOT, 'cdk.out', 'Offload.template.json'), 'utf8'));
+  const out: Record<string, { bundleBytes: number; initMs: number }> = {};
+  for (const r of Object.values<any>(template.Resources)) {
+    if (r.Type !== 'AWS::Lambda::Function') continue;
+    const dir = path.join(ROOT, 'cdk.out', r.Metadata['aws:asset:path']);
+    const env = Object.fromEntries(Object.entries<any>(r.Properties.Environment?.Variables ?? {}).map(([k, v]) => [k, typeof v === 'string' ? v : 'bench-placeholder']));
+    const name = (env.POWERTOOLS_SERVICE_NAME ?? 'fn').replace(/^offload-/, '');
+    // Minified JS only: sharp's/pdfkit's node_modules (native binaries, font data) excluded.
+    const bundleBytes = fs.statSync(path.join(dir, 'index.js')).size;
+    const times: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const run = spawnSync(
+        process.execPath,
+        ['-e', `const t=process.hrtime.bigint();require(${JSON.stringify(path.join(dir, 'index.js'))});process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))`],
+        { cwd: dir, env: { PATH: process.env.PATH, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', NODE_NO_WARNINGS: '1', ...env, NODE_OPTIONS: '' }, encoding: 'utf8' },
+      );
+      if (run.status !== 0) throw new Error(`${name}: init failed: ${run.stderr}`);
+      times.push(Number(run.stdout));
+    }
+    out[name] = { bundleBytes, initMs: round(median(times)) };
+  }
+  return out;
+}
+
+/** N uploads through local mode until all succeed, against the bare-sharp CPU bound of this machine. */
+async function pipeline(n: number) {
+  const cores = os.cpus().length;
+  const photo = await fromRaw(await photoLikeRaw(1920, 1280, 7)).jpeg({ quality: 88 }).toBuffer();
+  // Bare sharp, all cores busy (one image per core at a time): what the machine can do.
+  await bareSharpThumbnails(photo);
+  const bareStart = Date.now();
+  const bareCount = cores * 8;
+  await Promise.all(Array.from({ length: cores }, async () => {
+    for (let i = 0; i < bareCount / cores; i++) await bareSharpThumbnails(photo);
+  }));
+  const bareImagesPerSecond = bareCount / ((Date.now() - bareStart) / 1000);
+  const bareSingleMs = (Date.now() - bareStart) / bareCount * cores;
+
+  const local = await startLocal({ port: 0, stateFile: null, log: () => undefined, context: { thumbnailMaxConcurrency: String(Math.max(2, cores)) } });
+  try {
+    const headers = { 'x-api-key': local.apiKey, 'content-type': 'application/json' };
+    const started = new Map<string, number>();
+    const t0 = Date.now();
+    const ids: string[] = [];
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < n) {
+        next++;
+        const s = Date.now();
+        const res: any = await (await fetch(`${local.apiUrl}uploads`, { method: "POST", headers, body: JSON.stringify({ filename: "p.jpg", contentType: "image/jpeg", size: photo.length }) })).json();
+        const put = await fetch(res.uploadUrl, { method: 'PUT', headers: res.headers, body: new Uint8Array(photo) });
+        if (!put.ok) throw new Error(`upload failed: ${put.status}`);
+        started.set(res.jobId, s);
+        ids.push(res.jobId);
+      }
+    }));
+    const latencies: number[] = [];
+    let last = 0;
+    const pending = new Set(ids);
+    while (pending.size > 0) {
+      if (Date.now() - t0 > 600_000) throw new Error(`${pending.size} jobs not done after 10 min`);
+      for (const id of [...pending]) {
+        const job: any = await (await fetch(`${local.apiUrl}jobs/${id}`, { headers })).json();
+        if (job.status === 'failed') throw new Error(`job ${id} failed: ${JSON.stringify(job.error)}`);
+        if (job.status === 'succeeded') {
+          pending.delete(id);
+          const done = Date.parse(job.completedAt);
+          latencies.push(done - started.get(id)!);
+          last = Math.max(last, done);
+        }
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const imagesPerSecond = n / ((last - t0) / 1000);
+    return {
+      uploads: n,
+      image: '1920x1280 JPEG',
+      imagesPerSecond: round(imagesPerSecond, 2),
+      p50Ms: pct(latencies, 50),
+      p95Ms: pct(latencies, 95),
+      bareSharpMsPerImage: round(bareSingleMs),
+      cores,
+      bareSharpImagesPerSecond: round(bareImagesPerSecond, 2),
+      ratio: round(imagesPerSecond / bareImagesPerSecond, 2),
+    };
+  } finally {
+    await local.stop();
+  }
+}
+
+async function main() {
+  const results: Record<string, unknown> = { machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: round(os.totalmem() / 2 ** 30), node: process.version, sharp: sharp.versions.sharp }, date: new Date().toISOString(), targets: TARGETS };
+  const rows: string[][] = [];
+  if (want('thumbnail')) {
+    const t = await benchThumbnail({ photoPath: opts.photo });
+    results.thumbnail = t;
+    for (const i of t.images) rows.push([`thumbnail ${i.name}`, `${i.oursMs} ms (bare sharp ${i.bareSharpMs}, jimp ${i.jimpMs})`, `x${i.ratioVsSharp} vs sharp, ${i.ratioVsJimp}x faster than jimp`]);
+  }
+  if (want('report')) {
+    const r = await benchReport(opts.reportSizes.split(',').map(Number));
+    results.report = r;
+    for (const x of r) rows.push([`report ${x.records.toLocaleString('en')} records`, `${x.seconds} s`, `peak RSS ${x.peakRssMb} MB`]);
+  }
+  if (want('coldStart')) {
+    const c = coldStart();
+    results.coldStart = c;
+    for (const [name, x] of Object.entries(c)) rows.push([`cold start ${name}`, `${round(x.bundleBytes / 1024)} KB`, `init ${x.initMs} ms`]);
+  }
+  if (want('pipeline')) {
+    const p = await pipeline(opts.uploads);
+    results.pipeline = p;
+    rows.push([`pipeline ${p.uploads} uploads`, `${p.imagesPerSecond} images/s (p50 ${p.p50Ms} ms, p95 ${p.p95Ms} ms)`, `ratio ${p.ratio} of bare sharp on ${p.cores} cores (${p.bareSharpImagesPerSecond}/s)`]);
+  }
+  const dir = path.join(ROOT, 'bench', 'results');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(w[i])).join('  '));
+  console.log(`\nwrote bench/results/latest.json`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
