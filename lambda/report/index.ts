@@ -4,13 +4,13 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { z } from 'zod';
+import type * as z from 'zod/mini';
 import { clients } from '../shared/clients';
 import { requireEnv } from '../shared/env';
 import { runJob } from '../shared/job-runner';
 import { REPORT_PREFIX, type JobRecord, type StoredOutput } from '../shared/model';
 import { buildReport, type UploadRecord } from '../shared/report-core';
-import { ReportRequest } from '../shared/schemas';
+import { ReportMessage } from '../shared/schemas';
 import { attemptOwner, receiveCount, workerKit } from '../shared/worker-kit';
 
 /**
@@ -20,7 +20,6 @@ import { attemptOwner, receiveCount, workerKit } from '../shared/worker-kit';
 const { logger, metrics, repo, notifier, settings } = workerKit('offload-report');
 const resultsBucket = requireEnv('RESULTS_BUCKET');
 const processor = new BatchProcessor(EventType.SQS);
-const ReportMessage = z.object({ jobId: z.string().uuid(), params: ReportRequest.required({ formats: true }) });
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   logger.addContext(context);

@@ -1,4 +1,5 @@
-import { z } from 'zod';
+// zod's tree-shakable build: a few KB in each bundle instead of ~450 KB (cold starts).
+import * as z from 'zod/mini';
 import { JOB_STATUSES, JOB_TYPES } from './model';
 
 /** Image types accepted for upload; the worker checks the bytes themselves, not this label. */
@@ -20,41 +21,47 @@ export function normalizeContentType(value: string | undefined): string {
 }
 
 export const UploadRequest = z.strictObject({
-  filename: z.string().min(1, 'filename must not be empty').max(1024, 'filename is longer than 1024 characters'),
-  contentType: z.string().min(1).max(255),
-  size: z.number().int('size must be a whole number of bytes').positive('size must be at least 1 byte'),
+  filename: z.string().check(z.minLength(1, 'filename must not be empty'), z.maxLength(1024, 'filename is longer than 1024 characters')),
+  contentType: z.string().check(z.minLength(1), z.maxLength(255)),
+  size: z.number().check(
+    z.refine((n) => Number.isInteger(n), 'size must be a whole number of bytes'),
+    z.positive('size must be at least 1 byte'),
+  ),
 });
 export type UploadRequest = z.infer<typeof UploadRequest>;
 
-const isoDate = z
-  .string()
-  .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date as YYYY-MM-DD')
-  .refine((s) => {
+const isoDate = z.string().check(
+  z.regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date as YYYY-MM-DD'),
+  z.refine((s) => {
     const d = new Date(`${s}T00:00:00Z`);
     return !Number.isNaN(d.getTime()) && d.toISOString().startsWith(s);
-  }, 'is not a calendar date');
+  }, 'is not a calendar date'),
+);
 
-export const ReportRequest = z.strictObject({
-  from: isoDate,
-  to: isoDate,
-  formats: z
-    .array(z.enum(['csv', 'pdf']))
-    .min(1, 'formats must name at least one of csv, pdf')
-    .max(2)
-    .refine((f) => new Set(f).size === f.length, 'formats must not repeat')
-    .optional(),
-});
+const Formats = z.array(z.enum(['csv', 'pdf'])).check(
+  z.minLength(1, 'formats must name at least one of csv, pdf'),
+  z.maxLength(2),
+  z.refine((f) => new Set(f).size === f.length, 'formats must not repeat'),
+);
+
+export const ReportRequest = z.strictObject({ from: isoDate, to: isoDate, formats: z.optional(Formats) });
 export type ReportRequest = z.infer<typeof ReportRequest>;
 
-export const ListJobsQuery = z.strictObject({
-  type: z.enum(JOB_TYPES).optional(),
-  status: z.enum(JOB_STATUSES).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().max(4096).optional(),
+/** The message the API puts on the reports queue (formats resolved). */
+export const ReportMessage = z.object({
+  jobId: z.uuid(),
+  params: z.object({ from: isoDate, to: isoDate, formats: Formats }),
 });
 
-/** One readable line from a zod error: `size: size must be at least 1 byte; extra: unrecognized key`. */
-export function describeIssues(error: z.ZodError): string {
+export const ListJobsQuery = z.strictObject({
+  type: z.optional(z.enum(JOB_TYPES)),
+  status: z.optional(z.enum(JOB_STATUSES)),
+  limit: z._default(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(100)), 20),
+  cursor: z.optional(z.string().check(z.maxLength(4096))),
+});
+
+/** One readable line from a schema error: `size: size must be at least 1 byte; unknown field(s): extra`. */
+export function describeIssues(error: { issues: ReadonlyArray<z.core.$ZodIssue> }): string {
   return error.issues
     .slice(0, 5)
     .map((i) => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { decodeS3Key, sanitizeFilename } from '../shared/filename';
 import { UPLOAD_PREFIX } from '../shared/model';
 
@@ -9,13 +9,13 @@ const S3EventRecord = z.object({
     bucket: z.object({ name: z.string() }),
     object: z.object({
       key: z.string(),
-      size: z.number().optional(),
-      eTag: z.string().optional(),
-      sequencer: z.string().optional(),
+      size: z.optional(z.number()),
+      eTag: z.optional(z.string()),
+      sequencer: z.optional(z.string()),
     }),
   }),
 });
-const S3Event = z.object({ Records: z.array(S3EventRecord).min(1) });
+const S3Event = z.object({ Records: z.array(S3EventRecord).check(z.minLength(1)) });
 const TestEvent = z.object({ Event: z.literal('s3:TestEvent') });
 
 export interface UploadEvent {
