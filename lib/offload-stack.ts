@@ -149,6 +149,8 @@ export class OffloadStack extends Stack {
         POWERTOOLS_SERVICE_NAME: 'offload-sweeper',
         THUMBNAIL_GRACE_SECONDS: String(config.maxReceiveCount * thumbnails.visibilityTimeoutSeconds),
         REPORT_GRACE_SECONDS: String(config.maxReceiveCount * reports.visibilityTimeoutSeconds),
+        THUMBNAIL_DLQ_URL: thumbnails.dlq.queueUrl,
+        REPORT_DLQ_URL: reports.dlq.queueUrl,
       },
     });
 
@@ -177,6 +179,8 @@ export class OffloadStack extends Stack {
     allow(reports.worker.fn, ['s3:PutObject', 's3:AbortMultipartUpload'], [storage.resultsBucket.arnForObjects(`${REPORT_PREFIX}*`)]);
     notifications.grantPublish(reports.worker.fn);
     notifications.grantPublish(sweeper.worker.fn);
+    // The sweeper reads the DLQs (and makes what it read visible again); it deletes nothing.
+    allow(sweeper.worker.fn, ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility'], [thumbnails.dlq.queueArn, reports.dlq.queueArn]);
 
     new Monitoring(this, 'Monitoring', {
       alarmTopic: notifications.alarmTopic,

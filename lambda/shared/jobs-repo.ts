@@ -266,6 +266,23 @@ export class JobsRepo {
    * the DLQ): only if the lease is still the one that was found expired.
    */
   async abandon(jobId: string, leaseUntil: number, error: JobError): Promise<JobRecord | undefined> {
+    return this.failIf(jobId, error, '#s = :processing AND leaseUntil = :lu', { ':processing': 'processing', ':lu': leaseUntil });
+  }
+
+  /**
+   * Fails a job whose message is in the DLQ while the job never finished: never claimed
+   * (every delivery failed before the handler ran) or held by an expired lease.
+   */
+  async failDeadLettered(jobId: string, error: JobError): Promise<JobRecord | undefined> {
+    return this.failIf(jobId, error, '#s IN (:awaiting, :queued) OR (#s = :processing AND leaseUntil < :nowMs)', {
+      ':awaiting': 'awaiting_upload',
+      ':queued': 'queued',
+      ':processing': 'processing',
+      ':nowMs': this.now().getTime(),
+    });
+  }
+
+  private async failIf(jobId: string, error: JobError, condition: string, values: Record<string, unknown>): Promise<JobRecord | undefined> {
     const now = this.now().toISOString();
     try {
       const out = await this.doc.send(
@@ -274,9 +291,9 @@ export class JobsRepo {
           Key: { jobId },
           UpdateExpression:
             'SET #s = :failed, #err = :err, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, leaseShard',
-          ConditionExpression: '#s = :processing AND leaseUntil = :lu',
+          ConditionExpression: `attribute_exists(jobId) AND (${condition})`,
           ExpressionAttributeNames: { '#s': 'status', '#err': 'error' },
-          ExpressionAttributeValues: { ':failed': 'failed', ':processing': 'processing', ':lu': leaseUntil, ':err': error, ':now': now, ':none': [] },
+          ExpressionAttributeValues: { ':failed': 'failed', ':err': error, ':now': now, ':none': [], ...values },
           ReturnValues: 'ALL_NEW',
         }),
       );

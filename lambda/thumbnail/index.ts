@@ -9,7 +9,7 @@ import { runJob } from '../shared/job-runner';
 import { THUMBNAIL_PREFIX, type StoredOutput, type ThumbnailInput } from '../shared/model';
 import { makeThumbnails, parseSizes } from '../shared/thumbnail-core';
 import { attemptOwner, receiveCount, workerKit } from '../shared/worker-kit';
-import { parseUploadEvents, type UploadEvent } from './s3-event';
+import { parseUploadEvents, type UploadEvent } from '../shared/s3-event';
 
 /**
  * Thumbnail worker: S3 ObjectCreated events (through the thumbnails queue) -> thumbnails in

@@ -217,6 +217,20 @@ describe('sweeper queries', () => {
     expect(after).not.toContain(jobId);
   });
 
+  it('fails a dead-lettered job that never ran, but not a finished or live one', async () => {
+    const never = id();
+    await repo.create({ jobId: never, type: 'thumbnail', status: 'queued' });
+    expect(await repo.failDeadLettered(never, { code: 'retries_exhausted', message: 'x' })).toMatchObject({ status: 'failed' });
+    const done = id();
+    await repo.create({ jobId: done, type: 'thumbnail', status: 'queued' });
+    await repo.claim(done, 'm#1', 60_000);
+    expect(await repo.failDeadLettered(done, { code: 'retries_exhausted', message: 'x' })).toBeUndefined(); // live lease
+    await repo.finish(done, 'm#1', { status: 'succeeded' });
+    expect(await repo.failDeadLettered(done, { code: 'retries_exhausted', message: 'x' })).toBeUndefined();
+    expect((await repo.get(done))?.status).toBe('succeeded');
+    expect(await repo.failDeadLettered(id(), { code: 'retries_exhausted', message: 'x' })).toBeUndefined(); // no such job
+  });
+
   it('leaves alone a job whose lease was renewed by a new delivery', async () => {
     const jobId = id();
     await repo.create({ jobId, type: 'thumbnail', status: 'queued' });

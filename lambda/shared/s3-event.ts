@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
-import { decodeS3Key, sanitizeFilename } from '../shared/filename';
-import { UPLOAD_PREFIX } from '../shared/model';
+import { decodeS3Key, sanitizeFilename } from './filename';
+import { UPLOAD_PREFIX } from './model';
 
 const S3EventRecord = z.object({
   eventName: z.string(),
