@@ -96,7 +96,7 @@ export class LocalApiServer {
     for (const route of this.api.routes) {
       const want = route.path.split('/').filter(Boolean);
       if (want.length !== parts.length) continue;
-      const params: Record<string, string> = {};
+      const params: Record<string, string> = Object.create(null);
       let ok = true;
       want.forEach((seg, i) => {
         const p = /^\{(.+)\}$/.exec(seg);
@@ -110,8 +110,8 @@ export class LocalApiServer {
   }
 
   private toEvent(req: IncomingMessage, url: URL, route: ApiRoute, params: Record<string, string>, body: Buffer): APIGatewayProxyEvent {
-    const headers: Record<string, string> = {};
-    const multiValueHeaders: Record<string, string[]> = {};
+    const headers: Record<string, string> = Object.create(null);
+    const multiValueHeaders: Record<string, string[]> = Object.create(null);
     for (let i = 0; i < req.rawHeaders.length; i += 2) {
       const [k, v] = [req.rawHeaders[i], req.rawHeaders[i + 1]];
       headers[k] = v;
@@ -119,8 +119,8 @@ export class LocalApiServer {
     }
     headers['X-Forwarded-Proto'] = 'http';
     multiValueHeaders['X-Forwarded-Proto'] = ['http'];
-    const query: Record<string, string> = {};
-    const multiQuery: Record<string, string[]> = {};
+    const query: Record<string, string> = Object.create(null);
+    const multiQuery: Record<string, string[]> = Object.create(null);
     for (const [k, v] of url.searchParams) {
       query[k] = v;
       (multiQuery[k] ??= []).push(v);

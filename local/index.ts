@@ -18,6 +18,9 @@ export interface LocalOptions {
   context?: Record<string, string>;
   /** Where to write the state file (default .offload/local.json); null for none. */
   stateFile?: string | null;
+  /** Fault injection spec (default: OFFLOAD_LOCAL_FAULTS) and seed (default: OFFLOAD_LOCAL_FAULTS_SEED). */
+  faults?: string;
+  faultSeed?: number;
   /** Cap on each event source's concurrency (default: the mapping's MaximumConcurrency). */
   maxConcurrency?: number;
   log?: (line: string) => void;
@@ -107,9 +110,9 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     const apiUrl = await server.listen(opts.port ?? Number(process.env.PORT ?? 3000));
     cleanups.push(() => server.close());
 
-    const faults = process.env.OFFLOAD_LOCAL_FAULTS
-      ? parseFaults(process.env.OFFLOAD_LOCAL_FAULTS, process.env.OFFLOAD_LOCAL_FAULTS_SEED ? Number(process.env.OFFLOAD_LOCAL_FAULTS_SEED) : undefined)
-      : undefined;
+    const faultSpec = opts.faults ?? process.env.OFFLOAD_LOCAL_FAULTS;
+    const seedEnv = process.env.OFFLOAD_LOCAL_FAULTS_SEED;
+    const faults = faultSpec ? parseFaults(faultSpec, opts.faultSeed ?? (seedEnv ? Number(seedEnv) : undefined)) : undefined;
     if (faults) log(`[local] fault injection on SQS invocations: ${JSON.stringify(faults.rates)}`);
     const sqs = new SQSClient({ endpoint: emulator.endpoint, region, credentials });
     const eventSources = topology.eventSources.map((es) => {

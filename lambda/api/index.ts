@@ -107,9 +107,10 @@ function toRequest(event: APIGatewayProxyEvent, headers: Record<string, string>)
     event.body === null || event.body === undefined
       ? undefined
       : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
-  const query: Record<string, string> = {};
+  // Null-prototype maps: a parameter named __proto__ or constructor is data, not a member.
+  const query: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(event.queryStringParameters ?? {})) if (v !== undefined) query[k] = v;
-  const pathParameters: Record<string, string> = {};
+  const pathParameters: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(event.pathParameters ?? {})) if (v !== undefined) pathParameters[k] = v;
   return {
     method: event.httpMethod,
@@ -135,7 +136,7 @@ function baseUrl(event: APIGatewayProxyEvent, headers: Record<string, string>): 
 }
 
 function lowerCaseHeaders(headers: APIGatewayProxyEvent['headers']): Record<string, string> {
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(headers ?? {})) if (v !== undefined) out[k.toLowerCase()] = v;
   return out;
 }

@@ -8,7 +8,9 @@ const MAX_FILENAME_BYTES = 200;
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufeff]/gu;
 
 export function sanitizeFilename(input: string, fallback = 'upload'): string {
-  let name = input.normalize('NFC').replace(UNSAFE, '');
+  // Lone UTF-16 surrogates (a JSON "\ud800") are not text: they would break URL encoding.
+  const wellFormed = input.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  let name = wellFormed.normalize('NFC').replace(UNSAFE, '');
   // Only the last path component counts, whichever separator the client used.
   name = name.split(/[\\/]/).pop() ?? '';
   name = name.replace(/\s+/g, ' ').trim();

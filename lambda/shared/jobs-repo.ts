@@ -430,13 +430,25 @@ function decodeCursor(cursor: string | undefined, types: JobType[]): Record<stri
     if (pos === undefined) {
       throw new InvalidCursorError(`cursor does not belong to this query (type ${type})`);
     }
-    if (pos !== null) {
-      const k = pos as Record<string, unknown>;
-      if (typeof k.jobId !== 'string' || k.type !== type || typeof k.createdAt !== 'string') {
-        throw new InvalidCursorError('cursor is not valid');
-      }
+    if (pos === null) {
+      positions[type] = null;
+      continue;
     }
-    positions[type] = pos as Key | null;
+    // Only a key of the index, rebuilt from exactly its three attributes, reaches DynamoDB.
+    const k = pos as Record<string, unknown>;
+    const keys = typeof k === 'object' && !Array.isArray(k) ? Object.keys(k).sort().join(',') : '';
+    if (
+      keys !== 'createdAt,jobId,type' ||
+      k.type !== type ||
+      typeof k.jobId !== 'string' ||
+      !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(k.jobId) ||
+      typeof k.createdAt !== 'string' ||
+      !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/.test(k.createdAt) ||
+      Number.isNaN(Date.parse(k.createdAt))
+    ) {
+      throw new InvalidCursorError('cursor is not valid');
+    }
+    positions[type] = { jobId: k.jobId, type, createdAt: k.createdAt };
   }
   return positions;
 }

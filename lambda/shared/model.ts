@@ -88,6 +88,8 @@ export interface JobRecord {
 
 /** The completion notification published on SNS for every terminal state. */
 export interface CompletionNotification {
+  /** `${jobId}:${completedAt}`: the same for every delivery of one outcome (SNS delivers at least once). */
+  notificationId: string;
   jobId: string;
   type: JobType;
   status: 'succeeded' | 'failed';

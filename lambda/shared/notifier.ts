@@ -12,13 +12,15 @@ export class Notifier {
     if (job.status !== 'succeeded' && job.status !== 'failed') {
       throw new Error(`job ${job.jobId} is ${job.status}, not terminal`);
     }
+    const completedAt = job.completedAt ?? new Date().toISOString();
     const message: CompletionNotification = {
+      notificationId: `${job.jobId}:${completedAt}`,
       jobId: job.jobId,
       type: job.type,
       status: job.status,
       outputs: job.outputs ?? [],
       error: job.error ?? null,
-      completedAt: job.completedAt ?? new Date().toISOString(),
+      completedAt,
     };
     await this.sns.send(
       new PublishCommand({
@@ -28,6 +30,7 @@ export class Notifier {
         MessageAttributes: {
           type: { DataType: 'String', StringValue: job.type },
           status: { DataType: 'String', StringValue: job.status },
+          notificationId: { DataType: 'String', StringValue: message.notificationId },
         },
       }),
     );

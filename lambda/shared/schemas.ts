@@ -50,7 +50,7 @@ export type ReportRequest = z.infer<typeof ReportRequest>;
 /** The message the API puts on the reports queue (formats resolved). */
 export const ReportMessage = z.object({
   jobId: z.uuid(),
-  params: z.object({ from: isoDate, to: isoDate, formats: Formats }),
+  params: z.object({ from: isoDate, to: isoDate, formats: Formats }).check(z.refine((p) => p.from <= p.to, 'from is after to')),
 });
 
 export const ListJobsQuery = z.strictObject({

@@ -1,0 +1,210 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SQSClient, DeleteMessageBatchCommand } from '@aws-sdk/client-sqs';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocal, type LocalHandle } from '../../local';
+import { e2eContext } from './client';
+
+/**
+ * Reliability under faults: a local-mode instance of its own, with the local runtime
+ * injecting failures into SQS-triggered invocations (throw 20 %, timeout 5 %, lost
+ * acknowledgement 5 %), and 300 photo jobs through it.
+ */
+const JOBS = 300;
+const FAULTS = 'throw=0.2,timeout=0.05,lose-ack=0.05';
+let local: LocalHandle;
+let logFile: string;
+
+const cfg = () => ({ endpoint: local.awsEndpoint, region: local.region, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+
+beforeAll(async () => {
+  logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'offload-chaos-')), 'local.log');
+  const out = fs.createWriteStream(logFile);
+  local = await startLocal({
+    port: 0,
+    stateFile: null,
+    faults: FAULTS,
+    faultSeed: Number(process.env.OFFLOAD_CHAOS_SEED ?? 20261123),
+    log: (line) => out.write(`${line}\n`),
+    // Short timeouts: visibility 18 s, sweeper grace 54 s, swept every minute.
+    context: { thumbnailTimeoutSeconds: '3', thumbnailBatchSize: '2', thumbnailMaxConcurrency: '4', sweepIntervalMinutes: '1' },
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await local?.stop();
+});
+
+async function api(method: string, p: string, init: { body?: Uint8Array; headers?: Record<string, string> } = {}) {
+  const res = await fetch(new URL(p, local.apiUrl), { method, headers: { 'x-api-key': local.apiKey, ...init.headers }, body: init.body });
+  return { status: res.status, json: (await res.json()) as any };
+}
+
+async function allThumbnailJobs(): Promise<any[]> {
+  const jobs: any[] = [];
+  let cursor: string | null = null;
+  do {
+    const res: any = await api('GET', `jobs?type=thumbnail&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    jobs.push(...res.json.jobs);
+    cursor = res.json.nextCursor;
+  } while (cursor);
+  return jobs;
+}
+
+describe('chaos', () => {
+  it(`${JOBS} photo jobs under injected faults: none stuck, nothing lost, one notification each`, async () => {
+    const sqs = new SQSClient(cfg());
+    const sns = new SNSClient(cfg());
+    const s3 = new S3Client(cfg());
+    const sub = await sqs.send(new CreateQueueCommand({ QueueName: 'chaos-subscriber' }));
+    const subArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: sub.QueueUrl, AttributeNames: ['QueueArn'] }))).Attributes!.QueueArn;
+    await sns.send(new SubscribeCommand({ TopicArn: local.outputs.NotificationTopicArn, Protocol: 'sqs', Endpoint: subArn, Attributes: { RawMessageDelivery: 'true' } }));
+
+    // 300 distinct small photos, uploaded directly, 8 at a time.
+    const ids: string[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < JOBS) {
+          const i = next++;
+          const img = await sharp({ create: { width: 240 + (i % 50), height: 180, channels: 3, background: { r: i % 256, g: (i * 7) % 256, b: 90 } } })
+            .jpeg()
+            .toBuffer();
+          const res = await api('POST', `uploads?filename=chaos-${i}.jpg`, { body: new Uint8Array(img), headers: { 'content-type': 'image/jpeg' } });
+          expect(res.status).toBe(202);
+          ids.push(res.json.jobId);
+        }
+      }),
+    );
+
+    // Every job ends succeeded or failed: none stuck in queued or processing.
+    const deadline = Date.now() + 420_000;
+    let jobs: any[] = [];
+    for (;;) {
+      jobs = (await allThumbnailJobs()).filter((j) => ids.includes(j.jobId));
+      const open = jobs.filter((j) => j.status !== 'succeeded' && j.status !== 'failed');
+      if (jobs.length === JOBS && open.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`${open.length} jobs not terminal: ${JSON.stringify(open.slice(0, 3))}`);
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    const succeeded = jobs.filter((j) => j.status === 'succeeded');
+    const failed = jobs.filter((j) => j.status === 'failed');
+    // Faults are transient: a job fails only when every allowed attempt was hit.
+    for (const j of failed) expect(j.error.code, JSON.stringify(j)).toBe('retries_exhausted');
+    expect(succeeded.length).toBeGreaterThan(JOBS * 0.8);
+    const faults = local.eventSources.reduce((acc, s) => ({ ...acc, ...Object.fromEntries(Object.entries(s.stats.faults).map(([k, v]) => [k, (acc[k] ?? 0) + v])) }), {} as Record<string, number>);
+    expect(faults.throw).toBeGreaterThan(0);
+    expect(faults.timeout).toBeGreaterThan(0);
+    expect(faults['lose-ack']).toBeGreaterThan(0);
+
+    // Every succeeded job has all its outputs, in the results bucket.
+    const keys = new Set<string>();
+    let token: string | undefined;
+    do {
+      const page = await s3.send(new ListObjectsV2Command({ Bucket: local.outputs.ResultsBucketName, Prefix: 'thumbnails/', ContinuationToken: token }));
+      for (const o of page.Contents ?? []) keys.add(o.Key!);
+      token = page.NextContinuationToken;
+    } while (token);
+    for (const j of succeeded) {
+      expect(j.outputs).toHaveLength(6);
+      for (const o of j.outputs) expect(keys.has(`thumbnails/${j.jobId}/${o.name}.${o.format === 'jpeg' ? 'jpg' : o.format}`)).toBe(true);
+    }
+
+    // Exactly one notification per job: one outcome each (notificationId = jobId:completedAt).
+    // SNS delivers at least once, and a worker killed between publishing and recording the
+    // publication sends it again on redelivery: subscribers dedupe on notificationId. Such
+    // repeats can only come from the timeout faults, so there are at most as many.
+    const seen = new Map<string, Set<string>>();
+    let deliveries = 0;
+    let quiet = 0;
+    while (quiet < 3) {
+      const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: sub.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }));
+      const msgs = got.Messages ?? [];
+      quiet = msgs.length === 0 ? quiet + 1 : 0;
+      for (const m of msgs) {
+        const n = JSON.parse(m.Body!);
+        expect(n.notificationId).toBe(`${n.jobId}:${n.completedAt}`);
+        seen.set(n.jobId, (seen.get(n.jobId) ?? new Set()).add(n.notificationId));
+        deliveries++;
+      }
+      if (msgs.length) await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: sub.QueueUrl, Entries: msgs.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+    }
+    const outcomes = ids.map((id) => seen.get(id)?.size ?? 0);
+    expect(outcomes.filter((c) => c !== 1), 'jobs without exactly one notification').toEqual([]);
+    expect(deliveries - JOBS).toBeLessThanOrEqual(faults.timeout);
+
+    // The DLQ holds every job failed by retries_exhausted. The only other messages it may
+    // hold are of jobs that succeeded but whose acknowledgement was lost on the last allowed
+    // receive (SQS then moves the message on; redriving it is a no-op duplicate).
+    const dead = new Map<string, number>();
+    const attrs = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: local.outputs.ThumbnailDlqUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    );
+    const total = Number(attrs.Attributes!.ApproximateNumberOfMessages) + Number(attrs.Attributes!.ApproximateNumberOfMessagesNotVisible);
+    let collected = 0;
+    const dlqDeadline = Date.now() + 60_000; // the sweeper may hide a few for seconds while it reads them
+    while (collected < total && Date.now() < dlqDeadline) {
+      const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: local.outputs.ThumbnailDlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 300 }));
+      collected += got.Messages?.length ?? 0;
+      for (const m of got.Messages ?? []) {
+        const key = decodeURIComponent(JSON.parse(m.Body!).Records[0].s3.object.key.replace(/\+/g, ' '));
+        const jobId = key.split('/')[1];
+        dead.set(jobId, (dead.get(jobId) ?? 0) + 1);
+      }
+    }
+    const failedIds = new Set(failed.map((j) => j.jobId));
+    for (const id of failedIds) expect(dead.has(id), `DLQ holds failed job ${id}`).toBe(true);
+    for (const id of dead.keys()) {
+      if (failedIds.has(id)) continue;
+      expect(succeeded.some((j) => j.jobId === id), `DLQ message of job ${id}: neither failed nor succeeded`).toBe(true);
+    }
+    console.log(
+      `chaos: ${succeeded.length} succeeded, ${failed.length} failed (retries_exhausted), faults ${JSON.stringify(faults)}, ` +
+        `${deliveries - JOBS} repeated deliveries, ` +
+        `DLQ ${dead.size} (${[...dead.keys()].filter((id) => !failedIds.has(id)).length} lost acks of finished jobs)`,
+    );
+  }, 600_000);
+});
+
+describe('crash', () => {
+  it('a worker process killed mid-batch: its messages come back after the visibility timeout and complete', async () => {
+    const ctx = e2eContext();
+    const big = await sharp({ create: { width: 4000, height: 3000, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
+    const ids = await Promise.all([0, 1, 2, 3].map((i) => ctx.presignedUpload(`crash-${i}.jpg`, 'image/jpeg', big)));
+    // Wait for one to be processing, then kill every thumbnail execution environment.
+    const deadline = Date.now() + 30_000;
+    let killed: number[] = [];
+    while (killed.length === 0 && Date.now() < deadline) {
+      const states = await Promise.all(ids.map(async (id) => (await ctx.call('GET', `jobs/${id}`)).json.status));
+      if (states.includes('processing')) killed = killWorkers('offload-thumbnail');
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(killed.length, 'killed a thumbnail worker mid-batch').toBeGreaterThan(0);
+    const jobs = await Promise.all(ids.map((id) => ctx.waitForJob(id, 180_000)));
+    for (const job of jobs) expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
+    expect(Math.max(...jobs.map((j) => j.attempts))).toBeGreaterThanOrEqual(2);
+  }, 240_000);
+});
+
+/** SIGKILLs the local runtime's execution environments of one function (found by their environment). */
+function killWorkers(service: string): number[] {
+  const pids = execFileSync('pgrep', ['-f', 'runner.cjs'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  const killed: number[] = [];
+  for (const pid of pids) {
+    try {
+      const env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8');
+      if (env.includes(`POWERTOOLS_SERVICE_NAME=${service}\0`) && env.includes(`AWS_ENDPOINT_URL=${e2eContext().awsEndpoint}\0`)) {
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      }
+    } catch {
+      // gone already
+    }
+  }
+  return killed;
+}

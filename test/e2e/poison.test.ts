@@ -1,0 +1,336 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+  type Message,
+} from '@aws-sdk/client-sqs';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { e2eContext } from './client';
+import { TEST_CONTEXT } from './global-setup';
+
+/**
+ * Poison messages put straight on each work queue. The workers fail a message they cannot
+ * read on every receive; the queue's redrive policy moves it to its DLQ after
+ * maxReceiveCount receives; the DLQ-depth alarm would fire; and local mode keeps serving.
+ *
+ * Slow by nature: a message moves to the DLQ on the receive after its last allowed one,
+ * maxReceiveCount visibility timeouts after it was sent (e2e: thumbnails 3 x 30 s, reports
+ * 3 x 120 s). Every message is sent at the start and all are awaited together: ~6.5 min.
+ */
+const ctx = e2eContext();
+const sqs = new SQSClient(ctx.awsConfig);
+const RUN = `poison-e2e-${randomUUID()}`;
+
+type LaneName = 'thumbnails' | 'reports';
+
+/** A work queue as the deployed template describes it, and the live queues it names. */
+interface Lane {
+  name: LaneName;
+  /** The function whose log lines local mode prefixes with `[prefix]`. */
+  logPrefix: string;
+  queueUrl: string;
+  dlqUrl: string;
+  dlqArn: string;
+  dlqLogicalId: string;
+  maxReceiveCount: number;
+  visibilitySeconds: number;
+  alarm: { logicalId: string; props: Record<string, any> };
+}
+
+interface Poison {
+  label: string;
+  lane: LaneName;
+  body: string;
+  messageId?: string;
+  sentAt?: number;
+  /** A report message's job id, when it has a well-formed one (see the known bug below). */
+  jobId?: string;
+}
+
+interface Letter {
+  dlq: LaneName;
+  body: string;
+  /** ApproximateReceiveCount on the first receive from the DLQ. */
+  receiveCount: number;
+  at: number;
+}
+
+const poisons: Poison[] = [
+  { label: 'thumbnails: not JSON', lane: 'thumbnails', body: `this is not JSON { ${RUN}` },
+  { label: 'thumbnails: JSON, not an S3 event', lane: 'thumbnails', body: JSON.stringify({ hello: 'world', run: RUN }) },
+  { label: 'thumbnails: S3 event without records', lane: 'thumbnails', body: JSON.stringify({ Records: [] }) },
+  { label: 'thumbnails: S3 record without s3', lane: 'thumbnails', body: JSON.stringify({ Records: [{ eventName: 'ObjectCreated:Put', run: RUN }] }) },
+  { label: 'reports: not JSON', lane: 'reports', body: `not JSON at all ${RUN}` },
+  { label: 'reports: {}', lane: 'reports', body: '{}' },
+  {
+    label: 'reports: job id not a UUID',
+    lane: 'reports',
+    body: JSON.stringify({ jobId: `not-a-uuid-${RUN}`, params: { from: '2026-01-01', to: '2026-01-31', formats: ['csv'] } }),
+  },
+];
+// A report message with from > to: the API never sends one, so it is poison (a regression:
+// it once parsed, and the worker dropped it instead of failing it).
+const backwards: Poison = (() => {
+  const jobId = randomUUID();
+  return {
+    label: 'reports: params with from > to',
+    lane: 'reports',
+    jobId,
+    body: JSON.stringify({ jobId, params: { from: '2026-03-01', to: '2026-01-01', formats: ['csv'] } }),
+  };
+})();
+const all = [...poisons, backwards];
+
+const lanes = {} as Record<LaneName, Lane>;
+let template: any;
+/** First sighting of each of our messages in a DLQ, by message id. */
+const letters = new Map<string, Letter>();
+/** Report messages the worker dropped (logged 'no such job; message dropped'), by job id. */
+const dropped = new Set<string>();
+
+/** The template local mode deployed (its own cloud assembly); cdk.out's as a fallback. */
+function deployedTemplate(): any {
+  const dirs = [inject('cloudAssembly'), path.resolve(__dirname, '..', '..', 'cdk.out')].filter(Boolean);
+  for (const dir of dirs) {
+    if (!fs.existsSync(dir)) continue;
+    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.template.json'))) {
+      const t = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+      if (t.Outputs?.ThumbnailDlqUrl && t.Outputs?.ReportDlqUrl) return t;
+    }
+  }
+  throw new Error(`no synthesized Offload template in ${dirs.join(', ')}`);
+}
+
+const refOf = (outputKey: string): string => template.Outputs[outputKey].Value.Ref;
+
+async function attributes(url: string, names: string[]): Promise<Record<string, string>> {
+  const out = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: names as any }));
+  return out.Attributes ?? {};
+}
+
+/** Reads a lane's definition from the template and checks the live queues against it. */
+async function lane(name: LaneName, queueOutput: string, dlqOutput: string, logPrefix: string): Promise<Lane> {
+  const queueId = refOf(queueOutput);
+  const queue = template.Resources[queueId];
+  expect(queue.Type).toBe('AWS::SQS::Queue');
+  const redrive = queue.Properties.RedrivePolicy;
+  const dlqLogicalId: string = redrive.deadLetterTargetArn['Fn::GetAtt'][0];
+  expect(redrive.deadLetterTargetArn['Fn::GetAtt'][1]).toBe('Arn');
+  // The DLQ the redrive policy names is the one the stack outputs as this lane's DLQ.
+  expect(refOf(dlqOutput), `${dlqOutput} is the DLQ of ${queueOutput}`).toBe(dlqLogicalId);
+
+  const alarms = Object.entries<any>(template.Resources).filter(
+    ([, r]) =>
+      r.Type === 'AWS::CloudWatch::Alarm' &&
+      r.Properties.MetricName === 'ApproximateNumberOfMessagesVisible' &&
+      r.Properties.Namespace === 'AWS/SQS' &&
+      JSON.stringify(r.Properties.Dimensions) === JSON.stringify([{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqLogicalId, 'QueueName'] } }]),
+  );
+  expect(alarms.map(([id]) => id), `DLQ-depth alarm of ${dlqLogicalId}`).toHaveLength(1);
+
+  const queueUrl = ctx.outputs[queueOutput];
+  const dlqUrl = ctx.outputs[dlqOutput];
+  const live = await attributes(queueUrl, ['RedrivePolicy', 'VisibilityTimeout']);
+  const dlqArn = (await attributes(dlqUrl, ['QueueArn'])).QueueArn;
+  const policy = JSON.parse(live.RedrivePolicy);
+  expect({ target: policy.deadLetterTargetArn, max: Number(policy.maxReceiveCount) }).toEqual({ target: dlqArn, max: redrive.maxReceiveCount });
+  return {
+    name,
+    logPrefix,
+    queueUrl,
+    dlqUrl,
+    dlqArn,
+    dlqLogicalId,
+    maxReceiveCount: redrive.maxReceiveCount,
+    visibilitySeconds: Number(live.VisibilityTimeout),
+    alarm: { logicalId: alarms[0][0], props: alarms[0][1].Properties },
+  };
+}
+
+/** Receives every visible message of a queue, holding each for 20 s. */
+async function receiveAll(url: string): Promise<Message[]> {
+  const held: Message[] = [];
+  for (let i = 0; i < 100; i++) {
+    const got = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 20, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['All'] }),
+    );
+    if (!got.Messages?.length) break;
+    held.push(...got.Messages);
+  }
+  return held;
+}
+
+/**
+ * Every message visible in a DLQ, made visible again at once: a look that leaves the queue
+ * as it was (others' messages included) but for the receive counts.
+ */
+async function scan(url: string): Promise<Message[]> {
+  const seen = await receiveAll(url);
+  await release(url, seen);
+  return seen;
+}
+
+async function release(url: string, messages: Message[]): Promise<void> {
+  for (let i = 0; i < messages.length; i += 10) {
+    const chunk = messages.slice(i, i + 10);
+    await sqs.send(
+      new ChangeMessageVisibilityBatchCommand({ QueueUrl: url, Entries: chunk.map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: 0 })) }),
+    );
+  }
+}
+
+function logLines(): string[] {
+  return fs.readFileSync(inject('localLog'), 'utf8').split('\n');
+}
+
+/** Lines where a worker says it could not read one of our messages (one per receive). */
+function malformedLines(lines: string[], p: Poison): string[] {
+  const l = lanes[p.lane];
+  return lines.filter((line) => line.startsWith(`[${l.logPrefix}] `) && /"message":"malformed (report )?message"/.test(line) && line.includes(`"messageId":"${p.messageId}"`));
+}
+
+beforeAll(async () => {
+  template = deployedTemplate();
+  lanes.thumbnails = await lane('thumbnails', 'ThumbnailQueueUrl', 'ThumbnailDlqUrl', 'thumbnail');
+  lanes.reports = await lane('reports', 'ReportQueueUrl', 'ReportDlqUrl', 'report');
+  // All at once, so the slow lane's three visibility timeouts are waited out only once.
+  await Promise.all(
+    all.map(async (p) => {
+      const sent = await sqs.send(new SendMessageCommand({ QueueUrl: lanes[p.lane].queueUrl, MessageBody: p.body }));
+      p.messageId = sent.MessageId!;
+      p.sentAt = Date.now();
+    }),
+  );
+});
+
+afterAll(async () => {
+  // Our letters have been looked at: delete them (only ours, by message id), so no later suite
+  // finds them in a DLQ (one that redrives a whole DLQ would send them round again).
+  const ids = new Set(all.map((p) => p.messageId));
+  for (const l of Object.values(lanes)) {
+    const held = await receiveAll(l.dlqUrl);
+    await release(l.dlqUrl, held.filter((m) => !ids.has(m.MessageId)));
+    const ours = held.filter((m) => ids.has(m.MessageId));
+    for (let i = 0; i < ours.length; i += 10) {
+      await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: l.dlqUrl, Entries: ours.slice(i, i + 10).map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle! })) }));
+    }
+  }
+});
+
+describe('poison messages', () => {
+  it('the deployed stack wires each work queue to its DLQ, with a DLQ-depth alarm, and the e2e timings', () => {
+    for (const l of Object.values(lanes)) {
+      expect(l.maxReceiveCount, l.name).toBe(3);
+      expect(l.alarm.props, l.name).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', EvaluationPeriods: 1, Statistic: 'Maximum' });
+      expect(l.alarm.props.AlarmActions?.length, `${l.alarm.logicalId} notifies someone`).toBeGreaterThan(0);
+    }
+    // Derived visibility: 6 x the worker timeout of the e2e context.
+    expect(lanes.thumbnails.visibilitySeconds).toBe(6 * Number(TEST_CONTEXT.thumbnailTimeoutSeconds));
+    expect(lanes.reports.visibilitySeconds).toBe(6 * Number(TEST_CONTEXT.reportTimeoutSeconds));
+    expect(all.every((p) => p.messageId)).toBe(true);
+  });
+
+  it('moves every poison message to its own DLQ after exactly maxReceiveCount receives', async () => {
+    const deadline = (p: Poison) => p.sentAt! + (lanes[p.lane].maxReceiveCount * lanes[p.lane].visibilitySeconds + 60) * 1000;
+    const settled = (p: Poison) => letters.has(p.messageId!) || (p.jobId !== undefined && dropped.has(p.jobId));
+    while (all.some((p) => !settled(p) && Date.now() < deadline(p))) {
+      for (const l of Object.values(lanes)) {
+        for (const m of await scan(l.dlqUrl)) {
+          if (!all.some((p) => p.messageId === m.MessageId) || letters.has(m.MessageId!)) continue;
+          letters.set(m.MessageId!, { dlq: l.name, body: m.Body!, receiveCount: Number(m.Attributes?.ApproximateReceiveCount), at: Date.now() });
+        }
+      }
+      for (const line of logLines()) {
+        if (!line.startsWith('[report] ') || !line.includes('"message":"no such job; message dropped"')) continue;
+        for (const p of all) if (p.jobId && line.includes(`"jobId":"${p.jobId}"`)) dropped.add(p.jobId);
+      }
+      await new Promise((r) => setTimeout(r, 3000));
+    }
+
+    const lines = logLines();
+    const report = poisons.map((p) => {
+      const l = lanes[p.lane];
+      const letter = letters.get(p.messageId!);
+      return {
+        label: p.label,
+        dlq: letter?.dlq,
+        body: letter?.body,
+        // SQS (and moto) keep a message's receive count when it moves to the DLQ: our first
+        // receive from the DLQ is the one after the worker's maxReceiveCount receives.
+        receiveCountInDlq: letter?.receiveCount,
+        workerReceives: malformedLines(lines, p).length,
+        // It moved only once its last allowed receive's visibility timeout was over.
+        waitedOutRetries: letter ? letter.at >= p.sentAt! + (l.maxReceiveCount - 1) * l.visibilitySeconds * 1000 : undefined,
+      };
+    });
+    expect(report).toEqual(
+      poisons.map((p) => ({
+        label: p.label,
+        dlq: p.lane,
+        body: p.body,
+        receiveCountInDlq: lanes[p.lane].maxReceiveCount + 1,
+        workerReceives: lanes[p.lane].maxReceiveCount,
+        waitedOutRetries: true,
+      })),
+    );
+  });
+
+  it('the DLQ-depth alarms would fire: their metric, read from the queues, is over the threshold', async () => {
+    // moto publishes no SQS metrics: evaluate each alarm's metric (ApproximateNumberOfMessagesVisible
+    // of the queue its QueueName dimension names) from the queue itself.
+    for (const l of Object.values(lanes)) {
+      await scan(l.dlqUrl); // anything we hold is visible again
+      const visible = Number((await attributes(l.dlqUrl, ['ApproximateNumberOfMessages'])).ApproximateNumberOfMessages);
+      const ours = poisons.filter((p) => p.lane === l.name && letters.get(p.messageId!)?.dlq === l.name).length;
+      expect(ours, l.name).toBe(poisons.filter((p) => p.lane === l.name).length);
+      // Others may have left letters there too (photos.test.ts sends one): at least ours.
+      expect(visible, `${l.name} DLQ depth`).toBeGreaterThanOrEqual(ours);
+      const { Threshold, ComparisonOperator } = l.alarm.props;
+      const breaching = ComparisonOperator === 'GreaterThanThreshold' ? visible > Threshold : ComparisonOperator === 'GreaterThanOrEqualToThreshold' ? visible >= Threshold : false;
+      expect(breaching, `${l.alarm.logicalId}: ${visible} ${ComparisonOperator} ${Threshold}`).toBe(true);
+    }
+  });
+
+  it('no crash loop: each worker read each poison message only maxReceiveCount times', async () => {
+    // Some time later, no more attempts: the messages are in the DLQs, nobody retries them.
+    await new Promise((r) => setTimeout(r, 5000));
+    const lines = logLines();
+    const counts = poisons.map((p) => malformedLines(lines, p).length);
+    expect(counts).toEqual(poisons.map((p) => lanes[p.lane].maxReceiveCount));
+    // Across all of them, the backwards report message included: at most maxReceiveCount each.
+    const total = lines.filter((line) => /"message":"malformed (report )?message"/.test(line) && all.some((p) => line.includes(`"messageId":"${p.messageId}"`))).length;
+    expect(total).toBeLessThanOrEqual(all.reduce((n, p) => n + lanes[p.lane].maxReceiveCount, 0));
+  });
+
+  it('local mode is still healthy: the API answers, a photo and a report still go through', async () => {
+    const list = await ctx.call('GET', 'jobs?limit=5');
+    expect(list.status).toBe(200);
+    expect(Array.isArray(list.json.jobs)).toBe(true);
+
+    const jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#c04020' } }).jpeg().toBuffer();
+    const jobId = await ctx.presignedUpload('after-poison.jpg', 'image/jpeg', jpeg);
+    const job = await ctx.waitForJob(jobId, 120_000);
+    expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
+    expect(job.outputs).toHaveLength(6);
+
+    const rep = await ctx.call('POST', 'reports', { json: { from: '2001-02-01', to: '2001-02-02', formats: ['csv'] } });
+    expect(rep.status).toBe(202);
+    const done = await ctx.waitForJob(rep.json.jobId, 120_000);
+    expect(done.status, JSON.stringify(done.error)).toBe('succeeded');
+  });
+
+  // Regression: ReportMessage once accepted from > to, and the worker acknowledged the
+  // message ('no such job') instead of failing it into the DLQ.
+  it('a report message whose range runs backwards (from > to) is poison too', () => {
+    const letter = letters.get(backwards.messageId!);
+    expect({ dropped: dropped.has(backwards.jobId!), dlq: letter?.dlq, body: letter?.body }).toEqual({ dropped: false, dlq: 'reports', body: backwards.body });
+    expect(malformedLines(logLines(), backwards)).toHaveLength(lanes.reports.maxReceiveCount);
+  });
+});

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { ApiClient, ApiError, errorFromResponse, type Job } from '../../cli/api-client';
+import { JobWatcher } from '../../cli/poll';
+
+type Answer = { status: number; body: string } | Error;
+
+/** A fetch that answers from a script and records the requests. */
+function fakeFetch(answers: Answer[]) {
+  const calls: Array<{ url: string; method: string; headers: Record<string, string>; body?: string }> = [];
+  const impl = (async (url: URL | string, init: RequestInit = {}) => {
+    calls.push({ url: String(url), method: init.method ?? 'GET', headers: init.headers as Record<string, string>, body: init.body as string | undefined });
+    const a = answers.shift();
+    if (!a) throw new Error('no more answers');
+    if (a instanceof Error) throw a;
+    return new Response(a.body, { status: a.status });
+  }) as typeof fetch;
+  return { impl, calls };
+}
+
+const noSleep = async () => undefined;
+const json = (status: number, body: unknown) => ({ status, body: JSON.stringify(body) });
+
+describe('ApiClient', () => {
+  it('sends the key and JSON to paths under the base URL', async () => {
+    const f = fakeFetch([json(202, { jobId: 'j', statusUrl: 's' })]);
+    const c = new ApiClient('https://x.example/prod/', 'k', { fetch: f.impl });
+    expect(await c.createReport({ from: '2025-01-01', to: '2025-01-02' })).toEqual({ jobId: 'j', statusUrl: 's' });
+    expect(f.calls[0]).toMatchObject({
+      url: 'https://x.example/prod/reports',
+      method: 'POST',
+      headers: { 'x-api-key': 'k', 'content-type': 'application/json' },
+      body: '{"from":"2025-01-01","to":"2025-01-02"}',
+    });
+  });
+
+  it('builds list queries without empty parameters', async () => {
+    const f = fakeFetch([json(200, { jobs: [], nextCursor: null })]);
+    await new ApiClient('https://x/prod/', 'k', { fetch: f.impl }).listJobs({ type: 'report', status: undefined, limit: 5, cursor: 'a b' });
+    expect(f.calls[0].url).toBe('https://x/prod/jobs?type=report&limit=5&cursor=a+b');
+  });
+
+  it("turns the API's error body into a typed error", async () => {
+    const f = fakeFetch([json(415, { error: { code: 'unsupported_media_type', message: 'content type "application/octet-stream" is not accepted' } })]);
+    const err = await new ApiClient('https://x/', 'k', { fetch: f.impl }).createUpload({ filename: 'a.txt', contentType: 'application/octet-stream', size: 1 }).catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 415, code: 'unsupported_media_type', transient: false });
+    expect(String(err)).toBe('unsupported_media_type: content type "application/octet-stream" is not accepted');
+  });
+
+  it("maps API Gateway's own answers and non-JSON bodies", () => {
+    expect(errorFromResponse(403, '{"message":"Forbidden"}')).toMatchObject({ code: 'forbidden', message: 'Forbidden' });
+    expect(errorFromResponse(429, '{"message":"Too Many Requests"}')).toMatchObject({ code: 'http_429', transient: true });
+    expect(errorFromResponse(502, '<html>\n bad gateway </html>')).toMatchObject({ code: 'http_502', message: '<html> bad gateway </html>' });
+    expect(errorFromResponse(500, '')).toMatchObject({ message: 'HTTP 500' });
+  });
+
+  it('retries transient failures of GETs, and only throttling of other methods', async () => {
+    const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+    const f = fakeFetch([refused, json(503, { message: 'Service Unavailable' }), json(200, { jobId: 'j' })]);
+    const c = new ApiClient('https://x/', 'k', { fetch: f.impl, sleep: noSleep });
+    expect(await c.getJob('j')).toEqual({ jobId: 'j' });
+    expect(f.calls).toHaveLength(3);
+
+    const p = fakeFetch([json(429, { message: 'Too Many Requests' }), json(502, { message: 'Bad Gateway' })]);
+    const err = await new ApiClient('https://x/', 'k', { fetch: p.impl, sleep: noSleep }).createReport({ from: 'a', to: 'b' }).catch((e) => e);
+    expect(err).toMatchObject({ status: 502 });
+    expect(p.calls).toHaveLength(2); // 429 retried, 502 not (the POST may have created a job)
+  });
+
+  it('gives up with a network_error naming the host', async () => {
+    const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+    const f = fakeFetch([refused, refused]);
+    const err = await new ApiClient('http://127.0.0.1:9/', 'k', { fetch: f.impl, sleep: noSleep, retries: 1 }).getJob('j').catch((e) => e);
+    expect(err).toMatchObject({ status: 0, code: 'network_error', message: 'cannot reach http://127.0.0.1:9: ECONNREFUSED' });
+  });
+});
+
+describe('JobWatcher', () => {
+  const job = (jobId: string, status: Job['status'], extra: Partial<Job> = {}): Job => ({
+    jobId,
+    type: 'thumbnail',
+    status,
+    createdAt: 't',
+    updatedAt: `${status}`,
+    attempts: 1,
+    outputs: [],
+    ...extra,
+  });
+
+  it('polls every job until terminal, reports changes once, backs off while nothing changes', async () => {
+    const script: Record<string, Job[]> = {
+      a: [...Array.from({ length: 5 }, () => job('a', 'queued')), job('a', 'processing'), job('a', 'succeeded')],
+      b: [job('b', 'processing'), job('b', 'failed', { error: { code: 'corrupt_image', message: 'bad' } })],
+    };
+    const sleeps: number[] = [];
+    const seen: string[] = [];
+    const client = { getJob: async (id: string) => (script[id].length > 1 ? script[id].shift()! : script[id][0]) };
+    const w = new JobWatcher(client, (j) => seen.push(`${j.jobId}:${j.status}`), { sleep: async (ms) => void sleeps.push(ms) });
+    const [a, b] = await Promise.all([w.watch('a'), w.watch('b')]);
+    expect(a.status).toBe('succeeded');
+    expect(b.error?.code).toBe('corrupt_image');
+    expect(seen).toEqual(['a:queued', 'b:processing', 'b:failed', 'a:processing', 'a:succeeded']);
+    // b joins in round 2; rounds 1-3 see changes (500 ms), 4-5 none (x1.5 each), 6 a change again
+    expect(sleeps).toEqual([500, 500, 500, 750, 1125, 500]);
+  });
+
+  it('survives transient errors, fails on others', async () => {
+    let n = 0;
+    const flaky = {
+      getJob: async (id: string) => {
+        n++;
+        if (id === 'gone') throw new ApiError(404, 'not_found', 'no job');
+        if (n < 3) throw new ApiError(429, 'http_429', 'Too Many Requests');
+        return job(id, 'succeeded');
+      },
+    };
+    const w = new JobWatcher(flaky, undefined, { sleep: noSleep });
+    expect((await w.watch('ok')).status).toBe('succeeded');
+    await expect(new JobWatcher(flaky, undefined, { sleep: noSleep }).watch('gone')).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it('gives up after the timeout', async () => {
+    const stuck = { getJob: async (id: string) => job(id, 'processing') };
+    const w = new JobWatcher(stuck, undefined, { sleep: () => new Promise((r) => setTimeout(r, 5)), timeoutMs: 20 });
+    await expect(w.watch('x')).rejects.toThrow(/still processing after 0 s/);
+  });
+});
