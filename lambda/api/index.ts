@@ -129,7 +129,8 @@ function toRequest(event: APIGatewayProxyEvent, headers: Record<string, string>)
  */
 function baseUrl(event: APIGatewayProxyEvent, headers: Record<string, string>): string {
   const proto = headers['x-forwarded-proto'] ?? 'https';
-  const host = headers.host ?? event.requestContext?.domainName ?? 'localhost';
+  const host = headers.host ?? event.requestContext?.domainName;
+  if (!host) return '/';
   const full = event.requestContext?.path ?? event.path;
   const prefix = full.endsWith(event.path) ? full.slice(0, full.length - event.path.length) : '';
   return `${proto}://${host}${prefix}/`;

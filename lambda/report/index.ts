@@ -1,9 +1,8 @@
 import { PassThrough } from 'node:stream';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import { clients } from '../shared/clients';
 import { requireEnv } from '../shared/env';
@@ -17,18 +16,10 @@ import { attemptOwner, receiveCount, workerKit } from '../shared/worker-kit';
  * Report worker: a report job's message -> the upload jobs of its range, streamed from the
  * jobs table page by page -> CSV streamed to S3 and a PDF -> job status -> notification.
  */
-const { logger, metrics, repo, notifier, settings } = workerKit('offload-report');
+const { logger, metrics, repo, notifier, settings, sqsHandler, countOutcome } = workerKit('offload-report');
 const resultsBucket = requireEnv('RESULTS_BUCKET');
-const processor = new BatchProcessor(EventType.SQS);
 
-export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
-  logger.addContext(context);
-  try {
-    return await processPartialResponse(event, handleRecord, processor, { context });
-  } finally {
-    metrics.publishStoredMetrics();
-  }
-};
+export const handler = sqsHandler(handleRecord);
 
 async function handleRecord(record: SQSRecord): Promise<void> {
   let message: z.infer<typeof ReportMessage>;
@@ -44,61 +35,58 @@ async function handleRecord(record: SQSRecord): Promise<void> {
   const log = logger.createChild({ persistentKeys: { jobId } });
   const owner = attemptOwner(record);
   const started = Date.now();
-  const outcome = await runJob(
-    { repo, notifier, logger: log },
-    { jobId, owner, receiveCount: receiveCount(record), maxReceiveCount: settings.maxReceiveCount, leaseMs: settings.leaseMs },
-    async (job) => {
-      const { from, to, formats } = job.params ?? message.params;
-      const uploads = repo.streamByType('thumbnail', `${from}T00:00:00.000Z`, `${to}T23:59:59.999Z`);
-      const outputs: StoredOutput[] = [];
+  await countOutcome(
+    started,
+    runJob(
+      { repo, notifier, logger: log },
+      { jobId, owner, receiveCount: receiveCount(record), maxReceiveCount: settings.maxReceiveCount, leaseMs: settings.leaseMs },
+      async (job) => {
+        const { from, to, formats } = job.params ?? message.params;
+        const uploads = repo.streamByType('thumbnail', `${from}T00:00:00.000Z`, `${to}T23:59:59.999Z`);
+        const outputs: StoredOutput[] = [];
 
-      let csvStream: PassThrough | undefined;
-      let csvUpload: Promise<number> | undefined;
-      const csvKey = `${REPORT_PREFIX}${jobId}/report.csv`;
-      if (formats.includes('csv')) {
-        csvStream = new PassThrough();
-        let bytes = 0;
-        csvStream.on('data', (chunk: Buffer) => (bytes += chunk.length));
-        const upload = new Upload({
-          client: clients.s3(),
-          params: { Bucket: resultsBucket, Key: csvKey, Body: csvStream, ContentType: 'text/csv; charset=utf-8' },
+        let csvStream: PassThrough | undefined;
+        let csvUpload: Promise<number> | undefined;
+        const csvKey = `${REPORT_PREFIX}${jobId}/report.csv`;
+        if (formats.includes('csv')) {
+          csvStream = new PassThrough();
+          let bytes = 0;
+          csvStream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+          const upload = new Upload({
+            client: clients.s3(),
+            params: { Bucket: resultsBucket, Key: csvKey, Body: csvStream, ContentType: 'text/csv; charset=utf-8' },
+          });
+          csvUpload = upload.done().then(() => bytes);
+          // Surface an upload failure even while buildReport is still writing.
+          csvUpload.catch((err) => csvStream?.destroy(err as Error));
+        }
+
+        const report = await buildReport(mapUploads(uploads), {
+          from,
+          to,
+          formats,
+          csv: csvStream,
+          progressEvery: 5000,
+          onProgress: (done) => repo.progress(jobId, owner, done),
         });
-        csvUpload = upload.done().then(() => bytes);
-        // Surface an upload failure even while buildReport is still writing.
-        csvUpload.catch((err) => csvStream?.destroy(err as Error));
-      }
-
-      const report = await buildReport(mapUploads(uploads), {
-        from,
-        to,
-        formats,
-        csv: csvStream,
-        progressEvery: 5000,
-        onProgress: (done) => repo.progress(jobId, owner, done),
-      });
-      if (csvUpload) {
-        const bytes = await csvUpload;
-        outputs.push({ name: 'csv', format: 'csv', contentType: 'text/csv', bytes, key: csvKey });
-      }
-      if (report.pdf) {
-        const key = `${REPORT_PREFIX}${jobId}/report.pdf`;
-        await clients.s3().send(
-          new PutObjectCommand({ Bucket: resultsBucket, Key: key, Body: report.pdf, ContentType: 'application/pdf' }),
-        );
-        outputs.push({ name: 'pdf', format: 'pdf', contentType: 'application/pdf', bytes: report.pdf.length, key });
-      }
-      await repo.progress(jobId, owner, report.rows, report.rows);
-      log.info('report built', { rows: report.rows, total: report.summary.total });
-      metrics.addMetric('reportRows', MetricUnit.Count, report.rows);
-      return { outputs };
-    },
-  ).catch((err) => {
-    metrics.addMetric('failedAttempts', MetricUnit.Count, 1);
-    throw err;
-  });
-  if (outcome === 'succeeded') metrics.addMetric('processed', MetricUnit.Count, 1);
-  if (outcome === 'failed') metrics.addMetric('failed', MetricUnit.Count, 1);
-  metrics.addMetric('duration', MetricUnit.Milliseconds, Date.now() - started);
+        if (csvUpload) {
+          const bytes = await csvUpload;
+          outputs.push({ name: 'csv', format: 'csv', contentType: 'text/csv', bytes, key: csvKey });
+        }
+        if (report.pdf) {
+          const key = `${REPORT_PREFIX}${jobId}/report.pdf`;
+          await clients.s3().send(
+            new PutObjectCommand({ Bucket: resultsBucket, Key: key, Body: report.pdf, ContentType: 'application/pdf' }),
+          );
+          outputs.push({ name: 'pdf', format: 'pdf', contentType: 'application/pdf', bytes: report.pdf.length, key });
+        }
+        await repo.progress(jobId, owner, report.rows, report.rows);
+        log.info('report built', { rows: report.rows, total: report.summary.total });
+        metrics.addMetric('reportRows', MetricUnit.Count, report.rows);
+        return { outputs };
+      },
+    ),
+  );
 }
 
 async function* mapUploads(jobs: AsyncIterable<JobRecord>): AsyncGenerator<UploadRecord> {

@@ -1,6 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import type { SQSRecord } from 'aws-lambda';
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { RunOutcome } from './job-runner';
 import { clients } from './clients';
 import { intEnv, requireEnv } from './env';
 import { JobsRepo } from './jobs-repo';
@@ -23,7 +26,33 @@ export function workerKit(serviceName: string) {
     maxReceiveCount: intEnv('MAX_RECEIVE_COUNT', 3),
     leaseMs: intEnv('WORKER_TIMEOUT_SECONDS', 30) * 1000,
   };
-  return { logger, metrics, repo, notifier, settings };
+  const processor = new BatchProcessor(EventType.SQS);
+  /** The SQS handler: records processed with partial batch responses, metrics flushed after each batch. */
+  const sqsHandler =
+    (handleRecord: (record: SQSRecord) => Promise<void>) =>
+    async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+      logger.addContext(context);
+      try {
+        return await processPartialResponse(event, handleRecord, processor, { context });
+      } finally {
+        metrics.publishStoredMetrics();
+      }
+    };
+  /** Counts one attempt's outcome (processed / failed / failedAttempts) and its duration. */
+  const countOutcome = async (started: number, attempt: Promise<RunOutcome>): Promise<RunOutcome> => {
+    try {
+      const outcome = await attempt;
+      if (outcome === 'succeeded') metrics.addMetric('processed', MetricUnit.Count, 1);
+      if (outcome === 'failed') metrics.addMetric('failed', MetricUnit.Count, 1);
+      return outcome;
+    } catch (err) {
+      metrics.addMetric('failedAttempts', MetricUnit.Count, 1);
+      throw err;
+    } finally {
+      metrics.addMetric('duration', MetricUnit.Milliseconds, Date.now() - started);
+    }
+  };
+  return { logger, metrics, repo, notifier, settings, sqsHandler, countOutcome };
 }
 
 /** ApproximateReceiveCount of an SQS record (1 on the first delivery). */

@@ -1,7 +1,6 @@
 import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
-import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import { clients } from '../shared/clients';
 import { intEnv, requireEnv } from '../shared/env';
 import { PermanentJobError } from '../shared/errors';
@@ -16,21 +15,13 @@ import { parseUploadEvents, type UploadEvent } from '../shared/s3-event';
  * the results bucket -> job status -> completion notification. A thin adapter: the image
  * work is thumbnail-core's, the job's life is job-runner's.
  */
-const { logger, metrics, repo, notifier, settings } = workerKit('offload-thumbnail');
+const { logger, metrics, repo, notifier, settings, sqsHandler, countOutcome } = workerKit('offload-thumbnail');
 const resultsBucket = requireEnv('RESULTS_BUCKET');
 const sizes = parseSizes(process.env.THUMBNAIL_SIZES ?? 'small:160,medium:640,large:1280');
 const maxPixels = intEnv('MAX_PIXELS', 100_000_000);
 const maxInputBytes = intEnv('MAX_UPLOAD_BYTES', 25 * 1024 * 1024);
-const processor = new BatchProcessor(EventType.SQS);
 
-export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
-  logger.addContext(context);
-  try {
-    return await processPartialResponse(event, handleRecord, processor, { context });
-  } finally {
-    metrics.publishStoredMetrics();
-  }
-};
+export const handler = sqsHandler(handleRecord);
 
 async function handleRecord(record: SQSRecord): Promise<void> {
   let uploads: UploadEvent[];
@@ -58,54 +49,51 @@ async function handleUpload(record: SQSRecord, upload: UploadEvent): Promise<voi
     });
   }
   const started = Date.now();
-  const outcome = await runJob(
-    { repo, notifier, logger: log },
-    {
-      jobId: upload.jobId,
-      owner: attemptOwner(record),
-      receiveCount: receiveCount(record),
-      maxReceiveCount: settings.maxReceiveCount,
-      leaseMs: settings.leaseMs,
-      claimInput: { bytes: upload.size, key: upload.key },
-    },
-    async (job) => {
-      const filename = job.input?.filename ?? upload.filename;
-      const data = await readUpload(upload);
-      const result = await makeThumbnails(data, { sizes, maxPixels });
-      const outputs: StoredOutput[] = await Promise.all(
-        result.outputs.map(async (o) => {
-          const key = `${THUMBNAIL_PREFIX}${upload.jobId}/${o.name}.${o.ext}`;
-          await clients.s3().send(
-            new PutObjectCommand({
-              Bucket: resultsBucket,
-              Key: key,
-              Body: o.data,
-              ContentType: o.contentType,
-              CacheControl: 'private, max-age=31536000, immutable',
-            }),
-          );
-          return { name: o.name, format: o.format, contentType: o.contentType, width: o.width, height: o.height, bytes: o.bytes, key };
-        }),
-      );
-      const input: ThumbnailInput = {
-        filename,
-        contentType: `image/${result.input.format}`,
-        bytes: result.input.bytes,
-        width: result.input.width,
-        height: result.input.height,
-        key: upload.key,
-      };
-      metrics.addMetric('bytesIn', MetricUnit.Bytes, result.input.bytes);
-      metrics.addMetric('bytesOut', MetricUnit.Bytes, outputs.reduce((n, o) => n + o.bytes, 0));
-      return { outputs, input };
-    },
-  ).catch((err) => {
-    metrics.addMetric('failedAttempts', MetricUnit.Count, 1);
-    throw err;
-  });
-  if (outcome === 'succeeded') metrics.addMetric('processed', MetricUnit.Count, 1);
-  if (outcome === 'failed') metrics.addMetric('failed', MetricUnit.Count, 1);
-  metrics.addMetric('duration', MetricUnit.Milliseconds, Date.now() - started);
+  const outcome = await countOutcome(
+    started,
+    runJob(
+      { repo, notifier, logger: log },
+      {
+        jobId: upload.jobId,
+        owner: attemptOwner(record),
+        receiveCount: receiveCount(record),
+        maxReceiveCount: settings.maxReceiveCount,
+        leaseMs: settings.leaseMs,
+        claimInput: { bytes: upload.size, key: upload.key },
+      },
+      async (job) => {
+        const filename = job.input?.filename ?? upload.filename;
+        const data = await readUpload(upload);
+        const result = await makeThumbnails(data, { sizes, maxPixels });
+        const outputs: StoredOutput[] = await Promise.all(
+          result.outputs.map(async (o) => {
+            const key = `${THUMBNAIL_PREFIX}${upload.jobId}/${o.name}.${o.ext}`;
+            await clients.s3().send(
+              new PutObjectCommand({
+                Bucket: resultsBucket,
+                Key: key,
+                Body: o.data,
+                ContentType: o.contentType,
+                CacheControl: 'private, max-age=31536000, immutable',
+              }),
+            );
+            return { name: o.name, format: o.format, contentType: o.contentType, width: o.width, height: o.height, bytes: o.bytes, key };
+          }),
+        );
+        const input: ThumbnailInput = {
+          filename,
+          contentType: `image/${result.input.format}`,
+          bytes: result.input.bytes,
+          width: result.input.width,
+          height: result.input.height,
+          key: upload.key,
+        };
+        metrics.addMetric('bytesIn', MetricUnit.Bytes, result.input.bytes);
+        metrics.addMetric('bytesOut', MetricUnit.Bytes, outputs.reduce((n, o) => n + o.bytes, 0));
+        return { outputs, input };
+      },
+    ),
+  );
   log.info('upload handled', { outcome, ms: Date.now() - started });
 }
 
