@@ -1,7 +1,7 @@
 import { ChangeMessageVisibilityBatchCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import { clients } from '../shared/clients';
+import { sqsClient } from '../shared/clients';
 import { intEnv } from '../shared/env';
 import { notify } from '../shared/job-runner';
 import type { JobType } from '../shared/model';
@@ -66,7 +66,7 @@ async function sweepLeases(failed: string[]): Promise<void> {
 }
 
 async function sweepDeadLetters(type: JobType, url: string, failed: string[]): Promise<void> {
-  const sqs = clients.sqs();
+  const sqs = sqsClient();
   const read: Message[] = [];
   try {
     // Read what the DLQ holds, each message once (hidden for a few seconds while read).
@@ -74,6 +74,8 @@ async function sweepDeadLetters(type: JobType, url: string, failed: string[]): P
       const out = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 10, WaitTimeSeconds: 0 }));
       if (!out.Messages?.length) break;
       read.push(...out.Messages);
+      // Each read adds one to the messages' receive counts: say which, for whoever counts them.
+      logger.info('dead letters read', { type, messageIds: out.Messages.map((m) => m.MessageId) });
     }
     for (const m of read) {
       for (const jobId of jobIdsOf(type, m)) {

@@ -59,6 +59,8 @@ interface Letter {
   body: string;
   /** ApproximateReceiveCount on the first receive from the DLQ. */
   receiveCount: number;
+  /** When that receive returned. */
+  receivedAt: number;
   at: number;
 }
 
@@ -154,15 +156,18 @@ async function lane(name: LaneName, queueOutput: string, dlqOutput: string, logP
   };
 }
 
+type Held = Message & { receivedAt: number };
+
 /** Receives every visible message of a queue, holding each for 20 s. */
-async function receiveAll(url: string): Promise<Message[]> {
-  const held: Message[] = [];
+async function receiveAll(url: string): Promise<Held[]> {
+  const held: Held[] = [];
   for (let i = 0; i < 100; i++) {
     const got = await sqs.send(
       new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, VisibilityTimeout: 20, WaitTimeSeconds: 0, MessageSystemAttributeNames: ['All'] }),
     );
     if (!got.Messages?.length) break;
-    held.push(...got.Messages);
+    const receivedAt = Date.now();
+    held.push(...got.Messages.map((m) => ({ ...m, receivedAt })));
   }
   return held;
 }
@@ -171,7 +176,7 @@ async function receiveAll(url: string): Promise<Message[]> {
  * Every message visible in a DLQ, made visible again at once: a look that leaves the queue
  * as it was (others' messages included) but for the receive counts.
  */
-async function scan(url: string): Promise<Message[]> {
+async function scan(url: string): Promise<Held[]> {
   const seen = await receiveAll(url);
   await release(url, seen);
   return seen;
@@ -188,6 +193,19 @@ async function release(url: string, messages: Message[]): Promise<void> {
 
 function logLines(): string[] {
   return fs.readFileSync(inject('localLog'), 'utf8').split('\n');
+}
+
+/**
+ * How many times the sweeper read a message from a DLQ before `before` (it logs each read's
+ * message ids; it holds what it reads hidden until it has logged, so a read that came before
+ * ours was logged before ours returned). Every read adds one to the receive count.
+ */
+function sweeperReads(lines: string[], messageId: string, before: number): number {
+  return lines.filter((line) => {
+    if (!line.startsWith('[sweeper] ') || !line.includes('"message":"dead letters read"') || !line.includes(`"${messageId}"`)) return false;
+    const entry = JSON.parse(line.slice('[sweeper] '.length));
+    return Date.parse(entry.timestamp) < before;
+  }).length;
 }
 
 /** Lines where a worker says it could not read one of our messages (one per receive). */
@@ -244,7 +262,13 @@ describe('poison messages', () => {
       for (const l of Object.values(lanes)) {
         for (const m of await scan(l.dlqUrl)) {
           if (!all.some((p) => p.messageId === m.MessageId) || letters.has(m.MessageId!)) continue;
-          letters.set(m.MessageId!, { dlq: l.name, body: m.Body!, receiveCount: Number(m.Attributes?.ApproximateReceiveCount), at: Date.now() });
+          letters.set(m.MessageId!, {
+            dlq: l.name,
+            body: m.Body!,
+            receiveCount: Number(m.Attributes?.ApproximateReceiveCount),
+            receivedAt: m.receivedAt,
+            at: Date.now(),
+          });
         }
       }
       for (const line of logLines()) {
@@ -263,8 +287,9 @@ describe('poison messages', () => {
         dlq: letter?.dlq,
         body: letter?.body,
         // SQS (and moto) keep a message's receive count when it moves to the DLQ: our first
-        // receive from the DLQ is the one after the worker's maxReceiveCount receives.
-        receiveCountInDlq: letter?.receiveCount,
+        // receive from the DLQ is the one after the worker's maxReceiveCount receives, and
+        // after any reads of the sweeper (which looks in the DLQs every minute) before it.
+        receiveCountInDlq: letter ? letter.receiveCount - sweeperReads(lines, p.messageId!, letter.receivedAt) : undefined,
         workerReceives: malformedLines(lines, p).length,
         // It moved only once its last allowed receive's visibility timeout was over.
         waitedOutRetries: letter ? letter.at >= p.sentAt! + (l.maxReceiveCount - 1) * l.visibilitySeconds * 1000 : undefined,
