@@ -34,12 +34,11 @@ export interface ApiResponse {
 
 /** Everything the API does to AWS, behind one interface (fakes in unit tests). */
 export interface ApiDeps {
-  repo: Pick<JobsRepo, 'create' | 'get' | 'list'>;
+  repo: Pick<JobsRepo, 'create' | 'get' | 'list' | 'failQueued'>;
   presignPut(key: string, contentType: string, size: number, expiresIn: number): Promise<string>;
   presignGet(key: string, expiresIn: number, downloadName?: string): Promise<string>;
   putRaw(key: string, body: Buffer, contentType: string, jobId: string): Promise<void>;
   sendReport(message: ReportMessage): Promise<void>;
-  markFailed(jobId: string, code: string, message: string): Promise<void>;
   now(): Date;
   newId(): string;
 }
@@ -186,7 +185,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings) {
       await deps.sendReport({ jobId, params });
     } catch (err) {
       // Never leave a queued job that no message will ever run.
-      await deps.markFailed(jobId, 'internal_error', 'the report could not be queued; please retry');
+      await deps.repo.failQueued(jobId, { code: 'internal_error', message: 'the report could not be queued; please retry' });
       throw err;
     }
     return { statusCode: 202, body: { jobId, statusUrl: `${req.baseUrl}jobs/${jobId}` } };

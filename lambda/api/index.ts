@@ -1,10 +1,9 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
-import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { clients } from '../shared/clients';
+import { docClient, s3Client, sqsClient } from '../shared/clients';
 import { intEnv, requireEnv } from '../shared/env';
 import { JobsRepo } from '../shared/jobs-repo';
 import { createApi, errorResponse, newJobId, type ApiRequest, type ApiResponse } from './app';
@@ -20,20 +19,20 @@ const rawBucket = requireEnv('RAW_BUCKET');
 const resultsBucket = requireEnv('RESULTS_BUCKET');
 const reportQueueUrl = requireEnv('REPORT_QUEUE_URL');
 const corsOrigins = (process.env.CORS_ORIGINS ?? '*').split(',').map((o) => o.trim());
-const repo = new JobsRepo(clients.doc(), table, requireEnv('JOBS_INDEX'), intEnv('JOB_TTL_DAYS', 90));
+const repo = new JobsRepo(docClient(), table, requireEnv('JOBS_INDEX'), intEnv('JOB_TTL_DAYS', 90));
 
 const api = createApi(
   {
     repo,
     presignPut: (key, contentType, size, expiresIn) =>
       getSignedUrl(
-        clients.s3(),
+        s3Client(),
         new PutObjectCommand({ Bucket: rawBucket, Key: key, ContentType: contentType, ContentLength: size }),
         { expiresIn, signableHeaders: new Set(['content-type', 'content-length']) },
       ),
     presignGet: (key, expiresIn, downloadName) =>
       getSignedUrl(
-        clients.s3(),
+        s3Client(),
         new GetObjectCommand({
           Bucket: resultsBucket,
           Key: key,
@@ -42,27 +41,16 @@ const api = createApi(
         { expiresIn },
       ),
     putRaw: async (key, body, contentType, jobId) => {
-      await clients.s3().send(
+      await s3Client().send(
         new PutObjectCommand({ Bucket: rawBucket, Key: key, Body: body, ContentType: contentType, Metadata: { 'job-id': jobId } }),
       );
     },
     sendReport: async (message) => {
-      await clients.sqs().send(
+      await sqsClient().send(
         new SendMessageCommand({
           QueueUrl: reportQueueUrl,
           MessageBody: JSON.stringify(message),
           MessageAttributes: { jobId: { DataType: 'String', StringValue: message.jobId } },
-        }),
-      );
-    },
-    markFailed: async (jobId, code, message) => {
-      await clients.doc().send(
-        new UpdateCommand({
-          TableName: table,
-          Key: { jobId },
-          UpdateExpression: 'SET #s = :failed, #e = :e, completedAt = :now, updatedAt = :now',
-          ExpressionAttributeNames: { '#s': 'status', '#e': 'error' },
-          ExpressionAttributeValues: { ':failed': 'failed', ':e': { code, message }, ':now': new Date().toISOString() },
         }),
       );
     },

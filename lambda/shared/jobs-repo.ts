@@ -4,6 +4,7 @@ import {
   PutCommand,
   QueryCommand,
   UpdateCommand,
+  type UpdateCommandInput,
   type DynamoDBDocumentClient,
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
@@ -148,23 +149,16 @@ export class JobsRepo {
 
   /** Records progress while processing (only the lease holder can). */
   async progress(jobId: string, owner: string, done: number, total?: number): Promise<void> {
-    await this.doc
-      .send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobId },
-          UpdateExpression: 'SET progress = :p, updatedAt = :now',
-          ConditionExpression: 'leaseOwner = :owner',
-          ExpressionAttributeValues: {
-            ':p': total === undefined ? { done } : { done, total },
-            ':now': this.now().toISOString(),
-            ':owner': owner,
-          },
-        }),
-      )
-      .catch((err) => {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      });
+    await this.updateIf({
+      Key: { jobId },
+      UpdateExpression: 'SET progress = :p, updatedAt = :now',
+      ConditionExpression: 'leaseOwner = :owner',
+      ExpressionAttributeValues: {
+        ':p': total === undefined ? { done } : { done, total },
+        ':now': this.now().toISOString(),
+        ':owner': owner,
+      },
+    });
   }
 
   /** Moves the job to its terminal state; returns the new record, or undefined if the lease was lost. */
@@ -189,58 +183,42 @@ export class JobsRepo {
       values[':input'] = patch.input;
       sets.push('#input = :input');
     }
-    try {
-      const out = await this.doc.send(
+    const job = await this.updateIf({
+      Key: { jobId },
+      UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
+      ConditionExpression: '#s = :processing AND leaseOwner = :owner',
+      ExpressionAttributeNames: { '#s': 'status', '#err': 'error', ...(patch.input ? { '#input': 'input' } : {}) },
+      ExpressionAttributeValues: values,
+      ReturnValues: 'ALL_NEW',
+    });
+    if (job?.startedAt) {
+      await this.doc.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { jobId },
-          UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
-          ConditionExpression: '#s = :processing AND leaseOwner = :owner',
-          ExpressionAttributeNames: { '#s': 'status', '#err': 'error', ...(patch.input ? { '#input': 'input' } : {}) },
-          ExpressionAttributeValues: values,
-          ReturnValues: 'ALL_NEW',
+          UpdateExpression: 'SET processingMs = :ms',
+          ExpressionAttributeValues: { ':ms': now.getTime() - Date.parse(job.startedAt) },
         }),
       );
-      const job = out.Attributes as JobRecord;
-      if (job.startedAt) {
-        await this.doc.send(
-          new UpdateCommand({
-            TableName: this.table,
-            Key: { jobId },
-            UpdateExpression: 'SET processingMs = :ms',
-            ExpressionAttributeValues: { ':ms': now.getTime() - Date.parse(job.startedAt) },
-          }),
-        );
-      }
-      return job;
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return undefined;
-      throw err;
     }
+    return job;
   }
 
   /** Gives the job back after a transient error, so it waits (queued) for the message's next delivery. */
   async release(jobId: string, owner: string, lastError: JobError): Promise<void> {
-    await this.doc
-      .send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobId },
-          UpdateExpression: 'SET #s = :queued, lastError = :err, updatedAt = :now REMOVE leaseOwner, leaseUntil, leaseShard',
-          ConditionExpression: '#s = :processing AND leaseOwner = :owner',
-          ExpressionAttributeNames: { '#s': 'status' },
-          ExpressionAttributeValues: {
-            ':queued': 'queued',
-            ':processing': 'processing',
-            ':owner': owner,
-            ':err': lastError,
-            ':now': this.now().toISOString(),
-          },
-        }),
-      )
-      .catch((err) => {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      });
+    await this.updateIf({
+      Key: { jobId },
+      UpdateExpression: 'SET #s = :queued, lastError = :err, updatedAt = :now REMOVE leaseOwner, leaseUntil, leaseShard',
+      ConditionExpression: '#s = :processing AND leaseOwner = :owner',
+      ExpressionAttributeNames: { '#s': 'status' },
+      ExpressionAttributeValues: {
+        ':queued': 'queued',
+        ':processing': 'processing',
+        ':owner': owner,
+        ':err': lastError,
+        ':now': this.now().toISOString(),
+      },
+    });
   }
 
   /** Jobs whose lease ran out before `cutoffMs` (epoch ms), oldest first, from the sparse leases index. */
@@ -282,43 +260,48 @@ export class JobsRepo {
     });
   }
 
+  /**
+   * Fails a queued job whose message could not be sent (so nothing would ever run it); a
+   * no-op once anything else has moved the job on.
+   */
+  async failQueued(jobId: string, error: JobError): Promise<JobRecord | undefined> {
+    return this.failIf(jobId, error, '#s = :queued', { ':queued': 'queued' });
+  }
+
   private async failIf(jobId: string, error: JobError, condition: string, values: Record<string, unknown>): Promise<JobRecord | undefined> {
     const now = this.now().toISOString();
-    try {
-      const out = await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobId },
-          UpdateExpression:
-            'SET #s = :failed, #err = :err, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, leaseShard',
-          ConditionExpression: `attribute_exists(jobId) AND (${condition})`,
-          ExpressionAttributeNames: { '#s': 'status', '#err': 'error' },
-          ExpressionAttributeValues: { ':failed': 'failed', ':err': error, ':now': now, ':none': [], ...values },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return out.Attributes as JobRecord;
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return undefined;
-      throw err;
-    }
+    return this.updateIf({
+      Key: { jobId },
+      UpdateExpression:
+        'SET #s = :failed, #err = :err, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, leaseShard',
+      ConditionExpression: `attribute_exists(jobId) AND (${condition})`,
+      ExpressionAttributeNames: { '#s': 'status', '#err': 'error' },
+      ExpressionAttributeValues: { ':failed': 'failed', ':err': error, ':now': now, ':none': [], ...values },
+      ReturnValues: 'ALL_NEW',
+    });
   }
 
   /** Marks the completion notification as sent; false if it was marked already. */
   async markNotified(jobId: string, completedAt: string): Promise<boolean> {
+    const marked = await this.updateIf({
+      Key: { jobId },
+      UpdateExpression: 'SET notifiedAt = :now',
+      ConditionExpression: 'attribute_not_exists(notifiedAt) AND completedAt = :completedAt',
+      ExpressionAttributeValues: { ':now': this.now().toISOString(), ':completedAt': completedAt },
+    });
+    return marked !== undefined;
+  }
+
+  /**
+   * One conditional update of this table: the record as the update left it (with
+   * ReturnValues ALL_NEW; `{}` without), or undefined when the condition did not hold.
+   */
+  private async updateIf(input: Omit<UpdateCommandInput, 'TableName'>): Promise<JobRecord | undefined> {
     try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobId },
-          UpdateExpression: 'SET notifiedAt = :now',
-          ConditionExpression: 'attribute_not_exists(notifiedAt) AND completedAt = :completedAt',
-          ExpressionAttributeValues: { ':now': this.now().toISOString(), ':completedAt': completedAt },
-        }),
-      );
-      return true;
+      const out = await this.doc.send(new UpdateCommand({ TableName: this.table, ...input }));
+      return (out.Attributes ?? {}) as JobRecord;
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
+      if (err instanceof ConditionalCheckFailedException) return undefined;
       throw err;
     }
   }

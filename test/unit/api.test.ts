@@ -21,6 +21,13 @@ function harness() {
       },
       get: async (id: string) => jobs.get(id),
       list: async (q) => ({ jobs: [...jobs.values()].filter((j) => !q.type || j.type === q.type).slice(0, q.limit), nextCursor: null }),
+      failQueued: async (jobId, error) => {
+        const j = jobs.get(jobId);
+        if (j?.status !== 'queued') return undefined;
+        const failed: JobRecord = { ...j, status: 'failed', error };
+        jobs.set(jobId, failed);
+        return failed;
+      },
     },
     presignPut: async (key, contentType, size) => {
       presigned.push({ key, contentType, size });
@@ -33,10 +40,6 @@ function harness() {
     sendReport: async (m) => {
       if (failSend) throw new Error('queue down');
       sent.push(m);
-    },
-    markFailed: async (jobId, code, message) => {
-      const j = jobs.get(jobId)!;
-      jobs.set(jobId, { ...j, status: 'failed', error: { code, message } });
     },
     now: () => new Date('2026-11-23T10:00:00Z'),
     newId: () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,

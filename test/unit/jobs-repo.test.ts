@@ -231,6 +231,31 @@ describe('sweeper queries', () => {
     expect(await repo.failDeadLettered(id(), { code: 'retries_exhausted', message: 'x' })).toBeUndefined(); // no such job
   });
 
+  it('fails a queued job whose message could not be sent, and nothing that moved on', async () => {
+    const queued = id();
+    await repo.create({ jobId: queued, type: 'report', status: 'queued' });
+    const error = { code: 'internal_error', message: 'the report could not be queued; please retry' };
+    expect(await repo.failQueued(queued, error)).toMatchObject({ jobId: queued, status: 'failed', error, outputs: [] });
+    expect(await repo.failQueued(queued, error)).toBeUndefined(); // failed already: not rewritten
+    const running = id();
+    await repo.create({ jobId: running, type: 'report', status: 'queued' });
+    await repo.claim(running, 'm#1', 60_000);
+    expect(await repo.failQueued(running, error)).toBeUndefined();
+    expect((await repo.get(running))?.status).toBe('processing');
+    expect(await repo.failQueued(id(), error)).toBeUndefined(); // no such job: nothing created
+    expect(await repo.get(`00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`)).toBeUndefined();
+  });
+
+  it('marks a notification sent once, and only for the completion it names', async () => {
+    const jobId = id();
+    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
+    await repo.claim(jobId, 'm#1', 60_000);
+    const done = (await repo.finish(jobId, 'm#1', { status: 'succeeded' }))!;
+    expect(await repo.markNotified(jobId, '1999-01-01T00:00:00.000Z')).toBe(false);
+    expect(await repo.markNotified(jobId, done.completedAt!)).toBe(true);
+    expect(await repo.markNotified(jobId, done.completedAt!)).toBe(false);
+  });
+
   it('leaves alone a job whose lease was renewed by a new delivery', async () => {
     const jobId = id();
     await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
