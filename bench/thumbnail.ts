@@ -74,14 +74,8 @@ const PNG = { compressionLevel: 6, adaptiveFiltering: true } as const;
  * no validation, no alpha scan (the alpha channel's presence decides PNG vs JPEG).
  */
 export async function bareSharpThumbnails(input: Buffer): Promise<BareOutput[]> {
-  const largest = Math.max(...EDGES.map((s) => s.edge));
-  const { data, info } = await sharp(input, { failOn: 'error' })
-    .autoOrient()
-    .resize(largest, largest, { fit: 'inside', withoutEnlargement: true })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const alpha = info.channels === 4;
-  const raw = { width: info.width, height: info.height, channels: info.channels };
+  const { data, raw } = await decodeLargest(input);
+  const alpha = raw.channels === 4;
   const encodeBoth = (pixels: Buffer, r: typeof raw, name: string): Promise<BareOutput[]> =>
     Promise.all([
       (alpha ? sharp(pixels, { raw: r }).png(PNG) : sharp(pixels, { raw: r }).jpeg(JPEG))
@@ -119,19 +113,24 @@ export async function jimpThumbnails(input: Buffer, alpha: boolean): Promise<Buf
 
 /** sharp doing jimp's share of the work: the primary-format outputs only, no WebP. */
 async function sharpJimpWork(input: Buffer): Promise<Buffer[]> {
+  const { data, raw } = await decodeLargest(input);
+  return Promise.all(
+    EDGES.map(({ edge }) => {
+      const img = sharp(data, { raw }).resize(edge, edge, { fit: 'inside', withoutEnlargement: true });
+      return (raw.channels === 4 ? img.png(PNG) : img.jpeg(JPEG)).toBuffer();
+    }),
+  );
+}
+
+/** One decode, auto-oriented and shrunk on load to the largest thumbnail size, as raw pixels. */
+async function decodeLargest(input: Buffer): Promise<{ data: Buffer; raw: { width: number; height: number; channels: 1 | 2 | 3 | 4 } }> {
   const largest = Math.max(...EDGES.map((s) => s.edge));
   const { data, info } = await sharp(input, { failOn: 'error' })
     .autoOrient()
     .resize(largest, largest, { fit: 'inside', withoutEnlargement: true })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  const raw = { width: info.width, height: info.height, channels: info.channels };
-  return Promise.all(
-    EDGES.map(({ edge }) => {
-      const img = sharp(data, { raw }).resize(edge, edge, { fit: 'inside', withoutEnlargement: true });
-      return (info.channels === 4 ? img.png(PNG) : img.jpeg(JPEG)).toBuffer();
-    }),
-  );
+  return { data, raw: { width: info.width, height: info.height, channels: info.channels } };
 }
 
 function median(values: number[]): number {

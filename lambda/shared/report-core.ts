@@ -387,28 +387,23 @@ export async function buildReport(
       if (onProgress) await onProgress(rows);
     };
 
-    // Two copies of the same loop body: a sync iterable is walked with for..of so that a
-    // million records do not cost a million promise round-trips.
+    // `take` is synchronous and says when there is something to wait for (a chunk to write,
+    // progress to report): a sync iterable is walked with for..of so that a million records
+    // do not cost a million promise round-trips.
+    const take = (rec: UploadRecord): boolean => {
+      agg.add(rec);
+      rows++;
+      if (wantCsv) pending += csvLine(rec);
+      return pending.length >= CSV_CHUNK_CHARS || rows === nextProgress;
+    };
+    const settle = async (): Promise<void> => {
+      if (pending.length >= CSV_CHUNK_CHARS) await flush();
+      if (rows === nextProgress) await report();
+    };
     if (isAsyncIterable(records)) {
-      for await (const rec of records) {
-        agg.add(rec);
-        rows++;
-        if (wantCsv) {
-          pending += csvLine(rec);
-          if (pending.length >= CSV_CHUNK_CHARS) await flush();
-        }
-        if (rows === nextProgress) await report();
-      }
+      for await (const rec of records) if (take(rec)) await settle();
     } else {
-      for (const rec of records) {
-        agg.add(rec);
-        rows++;
-        if (wantCsv) {
-          pending += csvLine(rec);
-          if (pending.length >= CSV_CHUNK_CHARS) await flush();
-        }
-        if (rows === nextProgress) await report();
-      }
+      for (const rec of records) if (take(rec)) await settle();
     }
 
     if (out) {
