@@ -3,8 +3,10 @@
  * Writable plus the PDF.
  *
  * Every size runs in a FRESH child process (`node --import tsx bench/report.ts --child N`), so
- * that the peak RSS (process.resourceUsage().maxRSS) is that of one report run alone, not of
- * the parent or of an earlier, larger run. The child generates its records lazily (a generator:
+ * that the peak RSS is that of one report run alone, not of the parent or of an earlier,
+ * larger run. On Linux it is VmHWM from /proc/self/status: the high-water mark of this
+ * process's own memory. (getrusage's ru_maxrss is not: Linux carries it over from the parent
+ * across fork and exec, so after the thumbnail bench it read the parent's ~650 MB.) The child generates its records lazily (a generator:
  * they are never all in memory) and prints one JSON line on stdout.
  *
  * Targets (1,000,000 records on a 2-core machine): <= 20 s, peak RSS <= 200 MB, time linear in
@@ -14,6 +16,7 @@
  *   npx tsx bench/report.ts 10000 100000    # other sizes
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { buildReport, type UploadRecord } from '../lambda/shared/report-core';
 
@@ -132,7 +135,7 @@ export async function runOnce(records: number): Promise<ReportBenchResult> {
   return {
     records,
     seconds: Math.round(seconds * 1000) / 1000,
-    peakRssMb: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10,
+    peakRssMb: Math.round((peakRssKb() / 1024) * 10) / 10,
     csvBytes,
     pdfBytes: r.pdf?.length ?? 0,
     recordsPerSecond: Math.round(records / seconds),
@@ -181,4 +184,15 @@ if (require.main === module) {
     console.error(err);
     process.exit(1);
   });
+}
+
+/** Peak resident set size of this process in KiB (VmHWM on Linux; ru_maxrss elsewhere). */
+function peakRssKb(): number {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]);
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS;
 }
