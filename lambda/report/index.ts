@@ -4,7 +4,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
 import type * as z from 'zod/mini';
-import { clients } from '../shared/clients';
+import { s3Client } from '../shared/clients';
 import { requireEnv } from '../shared/env';
 import { runJob } from '../shared/job-runner';
 import { REPORT_PREFIX, type JobRecord, type StoredOutput } from '../shared/model';
@@ -53,7 +53,7 @@ async function handleRecord(record: SQSRecord): Promise<void> {
           let bytes = 0;
           csvStream.on('data', (chunk: Buffer) => (bytes += chunk.length));
           const upload = new Upload({
-            client: clients.s3(),
+            client: s3Client(),
             params: { Bucket: resultsBucket, Key: csvKey, Body: csvStream, ContentType: 'text/csv; charset=utf-8' },
           });
           csvUpload = upload.done().then(() => bytes);
@@ -75,7 +75,7 @@ async function handleRecord(record: SQSRecord): Promise<void> {
         }
         if (report.pdf) {
           const key = `${REPORT_PREFIX}${jobId}/report.pdf`;
-          await clients.s3().send(
+          await s3Client().send(
             new PutObjectCommand({ Bucket: resultsBucket, Key: key, Body: report.pdf, ContentType: 'application/pdf' }),
           );
           outputs.push({ name: 'pdf', format: 'pdf', contentType: 'application/pdf', bytes: report.pdf.length, key });

@@ -17,16 +17,20 @@ let sqs: SQSClient | undefined;
 let sns: SNSClient | undefined;
 let doc: DynamoDBDocumentClient | undefined;
 
-export const clients = {
-    // Checksums only when an operation requires one: otherwise presigned PUT URLs carry the
-  // CRC32 of an empty body and S3 rejects the real upload.
-  s3: (): S3Client => (s3 ??= new S3Client({ forcePathStyle: customEndpoint, requestChecksumCalculation: 'WHEN_REQUIRED' })),
-  // The SDK would otherwise send each call to the host named in the QueueUrl, which an
-  // emulator spells as AWS's (sqs.us-east-1.amazonaws.com/...).
-  sqs: (): SQSClient => (sqs ??= new SQSClient({ useQueueUrlAsEndpoint: !customEndpoint })),
-  sns: (): SNSClient => (sns ??= new SNSClient({})),
-  doc: (): DynamoDBDocumentClient =>
-    (doc ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
-      marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
-    })),
-};
+// One function per client (not one object holding them all), so a bundle carries only the
+// clients its function calls: esbuild drops the imports nobody uses.
+
+// Checksums only when an operation requires one: otherwise presigned PUT URLs carry the
+// CRC32 of an empty body and S3 rejects the real upload.
+export const s3Client = (): S3Client => (s3 ??= new S3Client({ forcePathStyle: customEndpoint, requestChecksumCalculation: 'WHEN_REQUIRED' }));
+
+// The SDK would otherwise send each call to the host named in the QueueUrl, which an
+// emulator spells as AWS's (sqs.us-east-1.amazonaws.com/...).
+export const sqsClient = (): SQSClient => (sqs ??= new SQSClient({ useQueueUrlAsEndpoint: !customEndpoint }));
+
+export const snsClient = (): SNSClient => (sns ??= new SNSClient({}));
+
+export const docClient = (): DynamoDBDocumentClient =>
+  (doc ??= DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+    marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
+  }));

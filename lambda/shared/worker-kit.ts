@@ -4,7 +4,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { RunOutcome } from './job-runner';
-import { clients } from './clients';
+import { docClient, snsClient } from './clients';
 import { intEnv, requireEnv } from './env';
 import { JobsRepo } from './jobs-repo';
 import { Notifier } from './notifier';
@@ -14,14 +14,14 @@ export function workerKit(serviceName: string) {
   const logger = new Logger({ serviceName });
   const metrics = new Metrics({ serviceName, namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'offload' });
   const repo = new JobsRepo(
-    clients.doc(),
+    docClient(),
     requireEnv('JOBS_TABLE'),
     requireEnv('JOBS_INDEX'),
     intEnv('JOB_TTL_DAYS', 90),
     () => new Date(),
     process.env.LEASES_INDEX ?? 'byLease',
   );
-  const notifier = new Notifier(clients.sns(), requireEnv('TOPIC_ARN'));
+  const notifier = new Notifier(snsClient(), requireEnv('TOPIC_ARN'));
   const settings = {
     maxReceiveCount: intEnv('MAX_RECEIVE_COUNT', 3),
     leaseMs: intEnv('WORKER_TIMEOUT_SECONDS', 30) * 1000,

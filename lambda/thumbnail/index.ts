@@ -1,7 +1,7 @@
 import { GetObjectCommand, NoSuchKey, PutObjectCommand } from '@aws-sdk/client-s3';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSRecord } from 'aws-lambda';
-import { clients } from '../shared/clients';
+import { s3Client } from '../shared/clients';
 import { intEnv, requireEnv } from '../shared/env';
 import { PermanentJobError } from '../shared/errors';
 import { runJob } from '../shared/job-runner';
@@ -68,7 +68,7 @@ async function handleUpload(record: SQSRecord, upload: UploadEvent): Promise<voi
         const outputs: StoredOutput[] = await Promise.all(
           result.outputs.map(async (o) => {
             const key = `${THUMBNAIL_PREFIX}${upload.jobId}/${o.name}.${o.ext}`;
-            await clients.s3().send(
+            await s3Client().send(
               new PutObjectCommand({
                 Bucket: resultsBucket,
                 Key: key,
@@ -99,7 +99,7 @@ async function handleUpload(record: SQSRecord, upload: UploadEvent): Promise<voi
 
 async function readUpload(upload: UploadEvent): Promise<Buffer> {
   try {
-    const out = await clients.s3().send(new GetObjectCommand({ Bucket: upload.bucket, Key: upload.key }));
+    const out = await s3Client().send(new GetObjectCommand({ Bucket: upload.bucket, Key: upload.key }));
     if ((out.ContentLength ?? 0) > maxInputBytes) {
       out.Body?.transformToWebStream().cancel().catch(() => undefined);
       throw new PermanentJobError('image_too_large', `the upload is ${out.ContentLength} bytes; the limit is ${maxInputBytes}`);
