@@ -4,6 +4,7 @@ import {
   PutCommand,
   QueryCommand,
   UpdateCommand,
+  paginateQuery,
   type UpdateCommandInput,
   type DynamoDBDocumentClient,
   type QueryCommandInput,
@@ -223,20 +224,11 @@ export class JobsRepo {
 
   /** Jobs whose lease ran out before `cutoffMs` (epoch ms), oldest first, from the sparse leases index. */
   async *expiredLeases(cutoffMs: number): AsyncGenerator<Pick<JobRecord, 'jobId' | 'type' | 'leaseUntil'>> {
-    let startKey: Key | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: this.leasesIndex,
-          KeyConditionExpression: 'leaseShard = :s AND leaseUntil < :cutoff',
-          ExpressionAttributeValues: { ':s': LEASE_SHARD, ':cutoff': cutoffMs },
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of out.Items ?? []) yield item as Pick<JobRecord, 'jobId' | 'type' | 'leaseUntil'>;
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
+    yield* this.queryAll({
+      IndexName: this.leasesIndex,
+      KeyConditionExpression: 'leaseShard = :s AND leaseUntil < :cutoff',
+      ExpressionAttributeValues: { ':s': LEASE_SHARD, ':cutoff': cutoffMs },
+    });
   }
 
   /**
@@ -308,22 +300,20 @@ export class JobsRepo {
 
   /** Streams the jobs of one type created in [fromIso, toIso], oldest first, page by page. */
   async *streamByType(type: JobType, fromIso: string, toIso: string, pageSize = 500): AsyncGenerator<JobRecord> {
-    let startKey: Key | undefined;
-    do {
-      const out = await this.doc.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: this.index,
-          KeyConditionExpression: '#t = :t AND createdAt BETWEEN :a AND :b',
-          ExpressionAttributeNames: { '#t': 'type' },
-          ExpressionAttributeValues: { ':t': type, ':a': fromIso, ':b': toIso },
-          ExclusiveStartKey: startKey,
-          Limit: pageSize,
-        }),
-      );
-      for (const item of out.Items ?? []) yield item as JobRecord;
-      startKey = out.LastEvaluatedKey;
-    } while (startKey);
+    yield* this.queryAll({
+      IndexName: this.index,
+      KeyConditionExpression: '#t = :t AND createdAt BETWEEN :a AND :b',
+      ExpressionAttributeNames: { '#t': 'type' },
+      ExpressionAttributeValues: { ':t': type, ':a': fromIso, ':b': toIso },
+      Limit: pageSize,
+    });
+  }
+
+  /** Every item a query matches, page after page (the SDK's paginator; `Limit` is the page size). */
+  private async *queryAll(input: Omit<QueryCommandInput, 'TableName'>): AsyncGenerator<JobRecord> {
+    for await (const page of paginateQuery({ client: this.doc }, { TableName: this.table, ...input })) {
+      for (const item of page.Items ?? []) yield item as JobRecord;
+    }
   }
 
   /**
