@@ -95,7 +95,8 @@ export async function runJob(
     }
   }
 
-  const finished = await repo.finish(opts.jobId, opts.owner, patch);
+  // startedAt never changes once set (the first claim sets it), so the claimed record's is the job's.
+  const finished = await repo.finish(opts.jobId, opts.owner, { ...patch, startedAt: claim.job.startedAt });
   if (!finished) throw new RetryLaterError(`lost the lease on job ${opts.jobId} before finishing`);
   await notify(deps, finished);
   if (transient !== undefined) throw transient;

@@ -28,6 +28,8 @@ export interface TerminalPatch {
   outputs?: StoredOutput[];
   error?: JobError;
   input?: ThumbnailInput;
+  /** When the claim started the job (the claimed record's startedAt): gives processingMs. */
+  startedAt?: string;
 }
 
 export interface ListQuery {
@@ -184,7 +186,11 @@ export class JobsRepo {
       values[':input'] = patch.input;
       sets.push('#input = :input');
     }
-    const job = await this.updateIf({
+    if (patch.startedAt) {
+      values[':ms'] = now.getTime() - Date.parse(patch.startedAt);
+      sets.push('processingMs = :ms');
+    }
+    return this.updateIf({
       Key: { jobId },
       UpdateExpression: `SET ${sets.join(', ')} REMOVE ${removes.join(', ')}`,
       ConditionExpression: '#s = :processing AND leaseOwner = :owner',
@@ -192,17 +198,6 @@ export class JobsRepo {
       ExpressionAttributeValues: values,
       ReturnValues: 'ALL_NEW',
     });
-    if (job?.startedAt) {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { jobId },
-          UpdateExpression: 'SET processingMs = :ms',
-          ExpressionAttributeValues: { ':ms': now.getTime() - Date.parse(job.startedAt) },
-        }),
-      );
-    }
-    return job;
   }
 
   /** Gives the job back after a transient error, so it waits (queued) for the message's next delivery. */

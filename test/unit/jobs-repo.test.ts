@@ -81,9 +81,10 @@ describe('JobsRepo', () => {
   it('finishes only for the lease holder, and never twice', async () => {
     const jobId = id();
     await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
-    await repo.claim(jobId, 'm#1', 60_000);
+    const { job: claimed } = (await repo.claim(jobId, 'm#1', 60_000)) as { job: JobRecord };
     expect(await repo.finish(jobId, 'someone-else', { status: 'succeeded' })).toBeUndefined();
     const done = await repo.finish(jobId, 'm#1', {
+      startedAt: claimed.startedAt,
       status: 'succeeded',
       outputs: [{ name: 's', format: 'jpeg', contentType: 'image/jpeg', bytes: 1, key: 'x' }],
       input: { filename: 'f.jpg', key: 'uploads/x/f.jpg', width: 3, height: 2 },
@@ -92,7 +93,9 @@ describe('JobsRepo', () => {
     expect(done?.leaseOwner).toBeUndefined();
     expect(done?.leaseShard).toBeUndefined();
     expect(await repo.finish(jobId, 'm#1', { status: 'failed' })).toBeUndefined();
-    expect((await repo.get(jobId))?.processingMs).toBeGreaterThanOrEqual(0);
+    // processingMs is written with the terminal state, in the same update: completedAt - startedAt.
+    expect(done?.processingMs).toBe(Date.parse(done!.completedAt!) - Date.parse(claimed.startedAt!));
+    expect((await repo.get(jobId))?.processingMs).toBe(done?.processingMs);
     expect(await repo.claim(jobId, 'm#2', 60_000)).toMatchObject({ claimed: false, job: { status: 'succeeded' } });
   });
 
@@ -146,7 +149,9 @@ describe('runJob', () => {
     expect(await runJob(deps(), opts(jobId, 2), async () => ((ran = true), { outputs: [] }))).toBe('duplicate');
     expect(ran).toBe(false);
     expect(published.map((j) => [j.jobId, j.status])).toEqual([[jobId, 'succeeded']]);
-    expect((await repo.get(jobId))?.notifiedAt).toBeDefined();
+    const job = (await repo.get(jobId))!;
+    expect(job.notifiedAt).toBeDefined();
+    expect(job.processingMs).toBe(Date.parse(job.completedAt!) - Date.parse(job.startedAt!));
   });
 
   it('fails a permanent error at once, without throwing (the message is acknowledged)', async () => {
