@@ -2,9 +2,15 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import type { AnyJobType } from '../lambda/shared/job-type';
 import { OffloadFunction } from './offload-function';
+import { jsonSchema, submitModelSchema } from './openapi';
 
 export interface ApiProps {
+  /** The generated entry of the API function (lib/entries.ts). */
+  entryFile: string;
+  /** The stack's job types: their routes and models. */
+  jobTypes: readonly AnyJobType[];
   environment: Record<string, string>;
   timeoutSeconds: number;
   memoryMb: number;
@@ -38,8 +44,8 @@ export class Api extends Construct {
     super(scope, id);
 
     this.handler = new OffloadFunction(this, 'Handler', {
-      entry: 'api',
-      description: 'offload API: accepts uploads and report requests, answers job status',
+      entryFile: props.entryFile,
+      description: 'offload API: accepts jobs, answers their status',
       timeoutSeconds: props.timeoutSeconds,
       memoryMb: props.memoryMb,
       logRetentionDays: props.logRetentionDays,
@@ -56,10 +62,11 @@ export class Api extends Construct {
       description: 'offload: hand slow work to queues, get a job id back at once',
       endpointTypes: [apigw.EndpointType.REGIONAL],
       apiKeySourceType: apigw.ApiKeySourceType.HEADER,
-      binaryMediaTypes: ['image/*'],
-      // API Gateway needs an account-level role to write access logs.
-      cloudWatchRole: true,
-      cloudWatchRoleRemovalPolicy: props.removalPolicy,
+      binaryMediaTypes: [...new Set(props.jobTypes.flatMap((t) => (t.routes ?? []).flatMap((r) => r.binaryMediaTypes ?? [])))],
+      // API Gateway writes access logs through one account-wide role. The stack does not own
+      // it: deleting a stack that did would break logging for every REST API in the account
+      // and region. Set it once per account (README, Deploy).
+      cloudWatchRole: false,
       deployOptions: {
         stageName: 'v1',
         accessLogDestination: new apigw.LogGroupLogDestination(this.accessLogs),
@@ -84,56 +91,26 @@ export class Api extends Construct {
       validateRequestBody: true,
       validateRequestParameters: true,
     });
-    const uploadModel = this.restApi.addModel('UploadRequest', {
-      contentType: 'application/json',
-      modelName: 'UploadRequest',
-      schema: {
-        schema: apigw.JsonSchemaVersion.DRAFT4,
-        type: apigw.JsonSchemaType.OBJECT,
-        required: ['filename', 'contentType', 'size'],
-        additionalProperties: false,
-        properties: {
-          filename: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 1024 },
-          contentType: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 255 },
-          size: { type: apigw.JsonSchemaType.INTEGER, minimum: 1 },
-        },
-      },
-    });
-    const reportModel = this.restApi.addModel('ReportRequest', {
-      contentType: 'application/json',
-      modelName: 'ReportRequest',
-      schema: {
-        schema: apigw.JsonSchemaVersion.DRAFT4,
-        type: apigw.JsonSchemaType.OBJECT,
-        required: ['from', 'to'],
-        additionalProperties: false,
-        properties: {
-          from: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 40 },
-          to: { type: apigw.JsonSchemaType.STRING, minLength: 1, maxLength: 40 },
-          formats: {
-            type: apigw.JsonSchemaType.ARRAY,
-            minItems: 1,
-            maxItems: 2,
-            items: { type: apigw.JsonSchemaType.STRING, enum: ['csv', 'pdf'] },
-          },
-        },
-      },
-    });
+    const model = (name: string, schema: Record<string, unknown>): apigw.Model =>
+      this.restApi.addModel(name, { contentType: 'application/json', modelName: name, schema: schema as apigw.JsonSchema });
 
     const integration = new apigw.LambdaIntegration(this.handler.fn, { proxy: true });
-    const preflight = (resource: apigw.Resource): apigw.Resource => {
-      // Browsers send preflight requests without credentials, so these need no key.
-      resource.addMethod('OPTIONS', integration, { apiKeyRequired: false, operationName: 'Preflight' });
-      return resource;
+    const preflighted = new Set<string>();
+    const resource = (p: string): apigw.Resource => {
+      const r = this.restApi.root.resourceForPath(p);
+      if (!preflighted.has(r.path)) {
+        preflighted.add(r.path);
+        // Browsers send preflight requests without credentials, so these need no key.
+        r.addMethod('OPTIONS', integration, { apiKeyRequired: false, operationName: 'Preflight' });
+      }
+      return r;
     };
-    const uploads = preflight(this.restApi.root.addResource('uploads'));
-    uploads.addMethod('POST', integration, {
-      operationName: 'CreateUpload',
+    resource('/jobs').addMethod('POST', integration, {
+      operationName: 'SubmitJob',
       requestValidator: validator,
-      requestModels: { 'application/json': uploadModel },
+      requestModels: { 'application/json': model('SubmitRequest', submitModelSchema()) },
     });
-    const jobs = preflight(this.restApi.root.addResource('jobs'));
-    jobs.addMethod('GET', integration, {
+    resource('/jobs').addMethod('GET', integration, {
       operationName: 'ListJobs',
       requestParameters: {
         'method.request.querystring.type': false,
@@ -142,15 +119,22 @@ export class Api extends Construct {
         'method.request.querystring.cursor': false,
       },
     });
-    preflight(jobs.addResource('{jobId}')).addMethod('GET', integration, {
+    resource('/jobs/{jobId}').addMethod('GET', integration, {
       operationName: 'GetJob',
       requestParameters: { 'method.request.path.jobId': true },
     });
-    preflight(this.restApi.root.addResource('reports')).addMethod('POST', integration, {
-      operationName: 'CreateReport',
-      requestValidator: validator,
-      requestModels: { 'application/json': reportModel },
-    });
+    // The OpenAPI document holds nothing secret: no key needed.
+    this.restApi.root.resourceForPath('/openapi.json').addMethod('GET', integration, { operationName: 'OpenApi', apiKeyRequired: false });
+    for (const type of props.jobTypes) {
+      for (const route of type.routes ?? []) {
+        resource(route.path).addMethod(route.method, integration, {
+          operationName: route.operationName,
+          ...(route.body
+            ? { requestValidator: validator, requestModels: { 'application/json': model(`${route.operationName}Request`, jsonSchema(route.body, 'draft-04')) } }
+            : {}),
+        });
+      }
+    }
 
     this.apiKey = new apigw.ApiKey(this, 'Key', { description: 'offload default client key', enabled: true });
     this.usagePlan = this.restApi.addUsagePlan('UsagePlan', {
@@ -169,7 +153,9 @@ export class Api extends Construct {
       'Content-Type': "'application/json'",
     };
     const responses: Array<[string, apigw.ResponseType, string, string, string]> = [
-      ['BadBody', apigw.ResponseType.BAD_REQUEST_BODY, '400', 'invalid_request', '"$context.error.validationErrorString"'],
+      // messageString, not validationErrorString: API Gateway substitutes both unescaped, and
+      // only messageString comes quoted and escaped (validation errors hold quotes).
+      ['BadBody', apigw.ResponseType.BAD_REQUEST_BODY, '400', 'invalid_request', '$context.error.messageString'],
       ['BadParameters', apigw.ResponseType.BAD_REQUEST_PARAMETERS, '400', 'invalid_request', '$context.error.messageString'],
       ['NoRoute', apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN, '404', 'not_found', '"no such route: $context.httpMethod $context.path"'],
       ['BadKey', apigw.ResponseType.INVALID_API_KEY, '403', 'forbidden', '"missing or invalid API key (header x-api-key)"'],

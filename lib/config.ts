@@ -6,6 +6,8 @@
  * constructs and are deliberately not settable here.
  */
 import type { Node } from 'constructs';
+import { CORE_SETTING_BOUNDS, DEFAULT_CORE_SETTINGS, type CoreSettings } from '../lambda/shared/job-type';
+import type { JobTypePlugin } from './job-type';
 
 export interface OffloadConfig {
   /** Destroy buckets, table and logs with the stack (dev/test stacks). Default false: RETAIN. */
@@ -16,40 +18,14 @@ export interface OffloadConfig {
   resultsExpirationDays: number;
   /** CloudWatch Logs retention for every log group, in days (a value CloudWatch accepts). */
   logRetentionDays: number;
-  /** Receives before a message goes to its dead-letter queue. */
+  /** Receives before a message goes to its dead-letter queue (every type's default; `jobs.<type>.maxReceiveCount` overrides). */
   maxReceiveCount: number;
   /** Days a message is kept in a dead-letter queue (max 14). */
   dlqRetentionDays: number;
 
-  /** Thumbnail worker. The queue's visibility timeout is 6 x this timeout. */
-  thumbnailTimeoutSeconds: number;
-  thumbnailMemoryMb: number;
-  thumbnailBatchSize: number;
-  thumbnailBatchingWindowSeconds: number;
-  /** Maximum concurrent invocations the SQS event source may start (2..1000). */
-  thumbnailMaxConcurrency: number;
-  /** Output sizes, `name:longestEdge` comma separated. */
-  thumbnailSizes: string;
-  /** Decompression-bomb guard: images with more pixels fail with `image_too_large`. */
-  maxPixels: number;
-
-  /** Report worker. Long reports: the queue's visibility timeout is 6 x this timeout. */
-  reportTimeoutSeconds: number;
-  reportMemoryMb: number;
-  reportBatchSize: number;
-  reportBatchingWindowSeconds: number;
-  /** At most this many reports run at once (2 is the minimum SQS event sources accept). */
-  reportMaxConcurrency: number;
-  /** Longest report range in days. */
-  reportMaxDays: number;
-
   /** API function. */
   apiTimeoutSeconds: number;
   apiMemoryMb: number;
-  /** Largest upload accepted through a presigned PUT. */
-  maxUploadBytes: number;
-  /** Largest image accepted directly in the body of POST /uploads (API Gateway/Lambda payload limits). */
-  directUploadMaxBytes: number;
   /** Lifetime of presigned upload and download URLs. */
   presignTtlSeconds: number;
   /** Jobs are deleted from the table (TTL) this many days after creation. */
@@ -79,25 +55,8 @@ export const DEFAULT_CONFIG: Readonly<OffloadConfig> = Object.freeze({
   maxReceiveCount: 3,
   dlqRetentionDays: 14,
 
-  thumbnailTimeoutSeconds: 30,
-  thumbnailMemoryMb: 1536,
-  thumbnailBatchSize: 5,
-  thumbnailBatchingWindowSeconds: 0,
-  thumbnailMaxConcurrency: 20,
-  thumbnailSizes: 'small:160,medium:640,large:1280',
-  maxPixels: 100_000_000,
-
-  reportTimeoutSeconds: 600,
-  reportMemoryMb: 1024,
-  reportBatchSize: 1,
-  reportBatchingWindowSeconds: 0,
-  reportMaxConcurrency: 2,
-  reportMaxDays: 366,
-
   apiTimeoutSeconds: 10,
   apiMemoryMb: 512,
-  maxUploadBytes: 25 * 1024 * 1024,
-  directUploadMaxBytes: 4 * 1024 * 1024,
   presignTtlSeconds: 900,
   jobTtlDays: 90,
   apiRateLimit: 50,
@@ -117,22 +76,8 @@ const BOUNDS: Partial<Record<keyof OffloadConfig, [number, number]>> = {
   resultsExpirationDays: [0, 3650],
   maxReceiveCount: [1, 1000],
   dlqRetentionDays: [1, 14],
-  thumbnailTimeoutSeconds: [1, 900],
-  thumbnailMemoryMb: [128, 10240],
-  thumbnailBatchSize: [1, 10000],
-  thumbnailBatchingWindowSeconds: [0, 300],
-  thumbnailMaxConcurrency: [2, 1000],
-  maxPixels: [1, 1_000_000_000],
-  reportTimeoutSeconds: [1, 900],
-  reportMemoryMb: [128, 10240],
-  reportBatchSize: [1, 10],
-  reportBatchingWindowSeconds: [0, 300],
-  reportMaxConcurrency: [2, 1000],
-  reportMaxDays: [1, 3660],
   apiTimeoutSeconds: [1, 29],
   apiMemoryMb: [128, 10240],
-  maxUploadBytes: [1, 5 * 1024 ** 3],
-  directUploadMaxBytes: [1, 4.5 * 1024 * 1024],
   presignTtlSeconds: [60, 7 * 24 * 3600],
   jobTtlDays: [1, 3650],
   apiRateLimit: [1, 10000],
@@ -180,9 +125,6 @@ export function validateConfig(config: OffloadConfig): OffloadConfig {
       throw new Error(`config ${key}: ${v} is outside ${min}..${max}`);
     }
   }
-  if (!/^[a-z0-9]+:\d+(,[a-z0-9]+:\d+)*$/i.test(config.thumbnailSizes.replace(/\s+/g, ''))) {
-    throw new Error(`config thumbnailSizes: expected name:px[,name:px...], got ${JSON.stringify(config.thumbnailSizes)}`);
-  }
   for (const key of ['notifyEmail', 'alarmEmail'] as const) {
     if (config[key] && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(config[key])) {
       throw new Error(`config ${key}: ${JSON.stringify(config[key])} is not an e-mail address`);
@@ -194,4 +136,58 @@ export function validateConfig(config: OffloadConfig): OffloadConfig {
 /** SQS visibility timeout for a queue feeding a Lambda function: AWS recommends 6 x the function timeout. */
 export function visibilityTimeoutFor(workerTimeoutSeconds: number): number {
   return Math.min(6 * workerTimeoutSeconds, 12 * 3600);
+}
+
+/**
+ * A job type's settings: the platform's core defaults, the type's own defaults, then context
+ * (`-c jobs.<type>.<setting>=value`, a `jobs` object in cdk.json, or one of the type's flat
+ * aliases such as `thumbnailTimeoutSeconds`), then `overrides`; checked with a clear message.
+ */
+export function resolveJobTypeSettings(
+  node: Node,
+  plugin: JobTypePlugin,
+  platform: Pick<OffloadConfig, 'maxReceiveCount'>,
+  overrides: Record<string, unknown> = {},
+): CoreSettings & Record<string, unknown> {
+  const def = plugin.definition;
+  const known = [...Object.keys(DEFAULT_CORE_SETTINGS), ...Object.keys(def.settings.defaults)];
+  const raw: Record<string, unknown> = {
+    ...DEFAULT_CORE_SETTINGS,
+    maxReceiveCount: platform.maxReceiveCount,
+    ...def.core,
+    ...def.settings.defaults,
+  };
+  const sources: Record<string, string> = {};
+  for (const [alias, key] of Object.entries(plugin.contextAliases ?? {})) {
+    const v = node.tryGetContext(alias);
+    if (v !== undefined) {
+      raw[key] = v;
+      sources[key] = alias;
+    }
+  }
+  const nested = node.tryGetContext('jobs')?.[def.name];
+  const flat = Object.entries(node.getAllContext())
+    .filter(([k]) => k.startsWith(`jobs.${def.name}.`))
+    .map(([k, v]) => [k.slice(`jobs.${def.name}.`.length), v] as const);
+  for (const [key, v] of [...Object.entries(typeof nested === 'object' && nested ? nested : {}), ...flat, ...Object.entries(overrides)]) {
+    if (!known.includes(key)) throw new Error(`context jobs.${def.name}.${key}: ${def.name} has no setting ${key}; it has ${known.join(', ')}`);
+    raw[key] = v;
+    sources[key] = `jobs.${def.name}.${key}`;
+  }
+  const where = (key: string) => `context ${sources[key] ?? `jobs.${def.name}.${key}`}`;
+  const core: Record<string, number> = {};
+  for (const [key, [min, max]] of Object.entries(CORE_SETTING_BOUNDS)) {
+    const n = typeof raw[key] === 'number' ? (raw[key] as number) : Number(String(raw[key]).trim());
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${where(key)}: ${JSON.stringify(raw[key])} is not a whole number from ${min} to ${max}`);
+    core[key] = n;
+  }
+  if (core.retryMaxSeconds < core.retryBaseSeconds) throw new Error(`${where('retryMaxSeconds')}: must be at least retryBaseSeconds (${core.retryBaseSeconds})`);
+  const ownRaw = Object.fromEntries(Object.keys(def.settings.defaults).map((k) => [k, raw[k]]));
+  const own = def.settings.schema.safeParse(ownRaw);
+  if (!own.success) {
+    const issue = own.error.issues[0];
+    const key = String(issue.path[0] ?? '');
+    throw new Error(`${where(key)}: ${JSON.stringify(ownRaw[key])} ${issue.message}`);
+  }
+  return { ...(core as unknown as CoreSettings), ...(own.data as Record<string, unknown>) };
 }

@@ -1,23 +1,18 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { CoreSettings } from '../lambda/shared/job-type';
 import { visibilityTimeoutFor } from './config';
 import { OffloadFunction } from './offload-function';
 
 export interface JobQueueProps {
-  /** Short name of the job type's queue, e.g. `thumbnails`. */
-  name: string;
-  /** Worker folder under lambda/. */
+  /** The job type's name. */
+  type: string;
+  /** The worker's entry file (the type's worker.ts). */
   entry: string;
   description: string;
-  timeoutSeconds: number;
-  memoryMb: number;
-  batchSize: number;
-  batchingWindowSeconds: number;
-  maxConcurrency: number;
-  maxReceiveCount: number;
+  settings: CoreSettings;
   dlqRetentionDays: number;
   logRetentionDays: number;
   removalPolicy: RemovalPolicy;
@@ -29,10 +24,11 @@ export interface JobQueueProps {
  * One job type's queue, its dead-letter queue and its worker.
  *
  * The queue's visibility timeout is derived from the worker's timeout (6x, as AWS
- * recommends for Lambda event sources) and is never set by hand. Both queues use SSE-SQS
- * and refuse non-TLS requests. The event source reports partial batch failures, so only the
- * failed records of a batch are retried; after `maxReceiveCount` receives a message moves
- * to the DLQ, where it stays redrivable for `dlqRetentionDays`.
+ * recommends for Lambda event sources) and is never set by hand; its retention is the
+ * type's maxQueuedSeconds. Both queues use SSE-SQS and refuse non-TLS requests. The event
+ * source reports partial batch failures, so only the failed records of a batch are retried;
+ * after `maxReceiveCount` receives a message moves to the DLQ, where it stays redrivable
+ * for `dlqRetentionDays`.
  */
 export class JobQueue extends Construct {
   readonly queue: sqs.Queue;
@@ -42,7 +38,8 @@ export class JobQueue extends Construct {
 
   constructor(scope: Construct, id: string, props: JobQueueProps) {
     super(scope, id);
-    this.visibilityTimeoutSeconds = visibilityTimeoutFor(props.timeoutSeconds);
+    const s = props.settings;
+    this.visibilityTimeoutSeconds = visibilityTimeoutFor(s.timeoutSeconds);
 
     this.dlq = new sqs.Queue(this, 'Dlq', {
       retentionPeriod: Duration.days(props.dlqRetentionDays),
@@ -52,35 +49,35 @@ export class JobQueue extends Construct {
     });
     this.queue = new sqs.Queue(this, 'Queue', {
       visibilityTimeout: Duration.seconds(this.visibilityTimeoutSeconds),
-      retentionPeriod: Duration.days(4),
+      retentionPeriod: Duration.seconds(s.maxQueuedSeconds),
       receiveMessageWaitTime: Duration.seconds(20),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      deadLetterQueue: { queue: this.dlq, maxReceiveCount: props.maxReceiveCount },
+      deadLetterQueue: { queue: this.dlq, maxReceiveCount: s.maxReceiveCount },
       removalPolicy: props.removalPolicy,
     });
     this.worker = new OffloadFunction(this, 'Worker', {
-      entry: props.entry,
+      entryFile: props.entry,
       description: props.description,
-      timeoutSeconds: props.timeoutSeconds,
-      memoryMb: props.memoryMb,
+      timeoutSeconds: s.timeoutSeconds,
+      memoryMb: s.memoryMb,
       logRetentionDays: props.logRetentionDays,
       removalPolicy: props.removalPolicy,
-      environment: { ...props.environment, MAX_RECEIVE_COUNT: String(props.maxReceiveCount) },
+      environment: {
+        ...props.environment,
+        QUEUE_URL: this.queue.queueUrl,
+        VISIBILITY_TIMEOUT_SECONDS: String(this.visibilityTimeoutSeconds),
+      },
       nativeModules: props.nativeModules,
     });
 
     this.worker.fn.addEventSource(
       new SqsEventSource(this.queue, {
-        batchSize: props.batchSize,
-        maxBatchingWindow: props.batchingWindowSeconds > 0 ? Duration.seconds(props.batchingWindowSeconds) : undefined,
-        maxConcurrency: props.maxConcurrency,
+        batchSize: s.batchSize,
+        maxBatchingWindow: s.batchingWindowSeconds > 0 ? Duration.seconds(s.batchingWindowSeconds) : undefined,
+        maxConcurrency: s.maxConcurrency,
         reportBatchItemFailures: true,
       }),
     );
-  }
-
-  get fn(): lambda.IFunction {
-    return this.worker.fn;
   }
 }

@@ -1,16 +1,14 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-
-export const JOBS_BY_TYPE_INDEX = 'byTypeCreatedAt';
-/** Sparse index: only jobs holding a lease (processing) have `leaseShard`. */
-export const LEASES_INDEX = 'byLease';
+import { INDEXES } from '../lambda/shared/contract';
 
 /**
  * The jobs table: one item per job, keyed by jobId; a GSI lists jobs by type and creation
- * time (used by `GET /jobs` and by the report worker); a sparse GSI lists held leases by
- * expiry (used by the sweeper). `dynamodb.Table`, not `TableV2`:
- * emulators deploy the former.
+ * time (`GET /jobs`, reports); a sparse GSI lists unfinished jobs by deadline, spread over
+ * SWEEP_SHARDS partitions (the sweeper). Its stream (new and old images) is the outbox that
+ * completion notifications fan out from. `dynamodb.Table`, not `TableV2`: emulators deploy
+ * the former.
  */
 export class JobsTable extends Construct {
   readonly table: dynamodb.Table;
@@ -23,20 +21,21 @@ export class JobsTable extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
       timeToLiveAttribute: 'expiresAt',
+      stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
       removalPolicy: props.removalPolicy,
     });
     this.table.addGlobalSecondaryIndex({
-      indexName: JOBS_BY_TYPE_INDEX,
+      indexName: INDEXES.byType,
       partitionKey: { name: 'type', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'createdAt', type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.ALL,
     });
     this.table.addGlobalSecondaryIndex({
-      indexName: LEASES_INDEX,
-      partitionKey: { name: 'leaseShard', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'leaseUntil', type: dynamodb.AttributeType.NUMBER },
+      indexName: INDEXES.byDeadline,
+      partitionKey: { name: 'sweepShard', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sweepAt', type: dynamodb.AttributeType.NUMBER },
       projectionType: dynamodb.ProjectionType.INCLUDE,
-      nonKeyAttributes: ['type'],
+      nonKeyAttributes: ['type', 'status'],
     });
   }
 }

@@ -4,6 +4,7 @@ import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import type { JobQueue } from './job-queue';
+import type { Notifier } from './notifier';
 import type { OffloadFunction } from './offload-function';
 
 export interface MonitoringProps {
@@ -12,6 +13,8 @@ export interface MonitoringProps {
   apiFunction: OffloadFunction;
   /** The sweeper: its errors are alarmed too (a failing sweeper would leave jobs stuck). */
   sweeperFunction: OffloadFunction;
+  /** The outbox relay: its errors and dead letters mean notifications are late or lost. */
+  notifier: Notifier;
   apiName: string;
   apiStage: string;
   oldestMessageSeconds: number;
@@ -102,6 +105,8 @@ export class Monitoring extends Construct {
     const apiFn = props.apiFunction.fn;
     alarm('ApiFunctionErrors', apiFn.metricErrors({ period: Duration.minutes(1), statistic: 'Sum' }), 0, 'API: function invocations failed');
     alarm('SweeperErrors', props.sweeperFunction.fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }), 0, 'sweeper: invocations failed (abandoned jobs may stay processing)');
+    alarm('NotifierErrors', props.notifier.worker.fn.metricErrors({ period: Duration.minutes(1), statistic: 'Sum' }), 0, 'notifier: invocations failed (completion notifications are retried)');
+    alarm('NotifierDlqDepth', props.notifier.dlq.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(1), statistic: 'Maximum' }), 0, 'notifier: stream batches gave up (notifications lost; see the DLQ for their stream positions)');
     alarm('Api5xx', apiMetric('5XXError', 'Sum'), 0, 'API: 5xx responses');
     this.dashboard.addWidgets(
       new cw.GraphWidget({ title: 'API: requests and errors', left: [apiMetric('Count', 'Sum'), apiMetric('4XXError', 'Sum'), apiMetric('5XXError', 'Sum')], width: 12 }),

@@ -8,7 +8,9 @@ import { Construct } from 'constructs';
 
 export interface OffloadFunctionProps {
   /** Folder under lambda/ holding index.ts. */
-  entry: string;
+  entry?: string;
+  /** Or the entry file itself (a job type's worker.ts, a generated entry). */
+  entryFile?: string;
   description: string;
   timeoutSeconds: number;
   memoryMb: number;
@@ -69,7 +71,7 @@ export class OffloadFunction extends Construct {
     };
 
     this.fn = new NodejsFunction(this, 'Function', {
-      entry: path.join(__dirname, '..', 'lambda', props.entry, 'index.ts'),
+      entry: props.entryFile ?? path.join(__dirname, '..', 'lambda', props.entry ?? '', 'index.ts'),
       handler: 'handler',
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,

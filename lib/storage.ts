@@ -1,7 +1,7 @@
 import { Aws, Duration, Fn, RemovalPolicy } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { UPLOAD_PREFIX } from '../lambda/shared/model';
+import { UPLOAD_PREFIX } from '../lambda/shared/contract';
 
 export interface StorageProps {
   removalPolicy: RemovalPolicy;

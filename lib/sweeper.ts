@@ -11,10 +11,7 @@ export interface SweeperProps {
   removalPolicy: RemovalPolicy;
 }
 
-/**
- * A scheduled function that fails jobs abandoned in `processing` (their worker died on the
- * last allowed attempt, so no delivery will come back for them): no job stays stuck.
- */
+/** A scheduled function that fails unfinished jobs past their deadline (see lambda/sweeper): no job stays stuck. */
 export class Sweeper extends Construct {
   readonly worker: OffloadFunction;
   readonly rule: events.Rule;
@@ -23,7 +20,7 @@ export class Sweeper extends Construct {
     super(scope, id);
     this.worker = new OffloadFunction(this, 'Function', {
       entry: 'sweeper',
-      description: 'offload sweeper: fails jobs abandoned on their last attempt',
+      description: 'offload sweeper: fails unfinished jobs past their deadline',
       timeoutSeconds: 60,
       memoryMb: 256,
       logRetentionDays: props.logRetentionDays,
@@ -31,7 +28,7 @@ export class Sweeper extends Construct {
       environment: props.environment,
     });
     this.rule = new events.Rule(this, 'Schedule', {
-      description: 'offload: sweep abandoned jobs',
+      description: 'offload: sweep unfinished jobs past their deadline',
       schedule: events.Schedule.rate(Duration.minutes(props.intervalMinutes)),
       targets: [new targets.LambdaFunction(this.worker.fn, { retryAttempts: 2 })],
     });

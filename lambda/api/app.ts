@@ -1,36 +1,14 @@
 import { randomUUID } from 'node:crypto';
+import { isJobId } from '../shared/contract';
 import { HttpError } from '../shared/errors';
-import { sanitizeFilename } from '../shared/filename';
+import { errorResponse, type ApiRequest, type ApiResponse } from '../shared/http';
+import { resultsPrefixOf, type AnyJobType, type CoreSettings, type TypeRoute, type TypeRouteContext } from '../shared/job-type';
 import { InvalidCursorError, type JobsRepo } from '../shared/jobs-repo';
-import { REPORT_PREFIX, UPLOAD_PREFIX, type JobOutput, type JobRecord, type ReportMessage } from '../shared/model';
-import {
-  ACCEPTED_IMAGE_TYPES,
-  describeIssues,
-  extensionFor,
-  ListJobsQuery,
-  normalizeContentType,
-  ReportRequest,
-  UploadRequest,
-} from '../shared/schemas';
+import type { JobMessage, JobOutput, JobRecord } from '../shared/model';
+import { describeIssues, ListJobsQuery, normalizeContentType, parseJsonBody, SubmitRequest } from '../shared/schemas';
 
-/** A request as the API core sees it: already decoded from API Gateway's proxy event. */
-export interface ApiRequest {
-  method: string;
-  /** The resource template, e.g. `/jobs/{jobId}`. */
-  resource: string;
-  pathParameters: Record<string, string>;
-  query: Record<string, string>;
-  headers: Record<string, string>; // lower-cased names
-  body: Buffer | undefined;
-  /** Base URL of the API as the client called it, ending in `/`. */
-  baseUrl: string;
-}
-
-export interface ApiResponse {
-  statusCode: number;
-  body: unknown;
-  headers?: Record<string, string>;
-}
+export type { ApiRequest, ApiResponse } from '../shared/http';
+export { errorResponse } from '../shared/http';
 
 /** Everything the API does to AWS, behind one interface (fakes in unit tests). */
 export interface ApiDeps {
@@ -38,25 +16,47 @@ export interface ApiDeps {
   presignPut(key: string, contentType: string, size: number, expiresIn: number): Promise<string>;
   presignGet(key: string, expiresIn: number, downloadName?: string): Promise<string>;
   putRaw(key: string, body: Buffer, contentType: string, jobId: string): Promise<void>;
-  sendReport(message: ReportMessage): Promise<void>;
+  /** Sends a JSON-input job's message to its type's queue. */
+  enqueue(type: string, message: JobMessage): Promise<void>;
   now(): Date;
   newId(): string;
 }
 
-export interface ApiSettings {
-  maxUploadBytes: number;
-  directUploadMaxBytes: number;
-  presignTtlSeconds: number;
-  reportMaxDays: number;
+/** One registered type as the API runs it: its definition and the settings the stack resolved. */
+export interface ApiJobType {
+  definition: AnyJobType;
+  settings: CoreSettings & Record<string, unknown>;
 }
 
-export function createApi(deps: ApiDeps, settings: ApiSettings) {
-  const routes: Record<string, (req: ApiRequest) => Promise<ApiResponse>> = {
-    'POST /uploads': createUpload,
+export interface ApiSettings {
+  presignTtlSeconds: number;
+  /** The OpenAPI document served at GET /openapi.json. */
+  openapi?: unknown;
+}
+
+type Handler = (req: ApiRequest) => Promise<ApiResponse>;
+
+/**
+ * The API core: the platform's routes (`POST /jobs`, `GET /jobs`, `GET /jobs/{jobId}`,
+ * `GET /openapi.json`) plus every type's own routes, over one registry of types. It names
+ * no type.
+ */
+export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly ApiJobType[]) {
+  const byName = new Map(types.map((t) => [t.definition.name, t]));
+  const names = [...byName.keys()];
+  const routes: Record<string, Handler> = {
+    'POST /jobs': submitJob,
     'GET /jobs': listJobs,
     'GET /jobs/{jobId}': getJob,
-    'POST /reports': createReport,
+    'GET /openapi.json': openapi,
   };
+  for (const t of types) {
+    for (const route of (t.definition.routes ?? []) as TypeRoute<Record<string, unknown>>[]) {
+      const key = `${route.method} ${route.path}`;
+      if (routes[key]) throw new Error(`job type ${t.definition.name}: route ${key} is taken`);
+      routes[key] = (req) => route.handle(req, routeContext(t));
+    }
+  }
 
   async function handle(req: ApiRequest): Promise<ApiResponse> {
     const route = req.method === 'OPTIONS' ? preflight : routes[`${req.method} ${req.resource}`];
@@ -86,70 +86,82 @@ export function createApi(deps: ApiDeps, settings: ApiSettings) {
     };
   }
 
-  async function createUpload(req: ApiRequest): Promise<ApiResponse> {
-    const contentType = normalizeContentType(req.headers['content-type']);
-    if (contentType.startsWith('image/')) return directUpload(req, contentType);
-    if (contentType !== 'application/json') {
-      throw new HttpError(
-        415,
-        'unsupported_media_type',
-        'send application/json { filename, contentType, size } for a presigned upload, or an image body (Content-Type: image/...)',
-      );
-    }
-    const parsed = UploadRequest.safeParse(parseJson(req.body));
-    if (!parsed.success) throw new HttpError(400, 'invalid_request', describeIssues(parsed.error));
-    const declared = normalizeContentType(parsed.data.contentType);
-    checkImageType(declared);
-    if (parsed.data.size > settings.maxUploadBytes) {
-      throw new HttpError(413, 'payload_too_large', `size ${parsed.data.size} is over the limit of ${settings.maxUploadBytes} bytes`);
-    }
+  const statusUrl = (req: ApiRequest, jobId: string) => `${req.baseUrl}jobs/${jobId}`;
+
+  /** Validates a JSON-input job's input with its type's schema and checks; a 400 names the field. */
+  function validInput(t: ApiJobType, input: unknown, prefix: string): Record<string, unknown> {
+    const parsed = t.definition.input.safeParse(input);
+    if (!parsed.success) throw new HttpError(400, 'invalid_request', describeIssues(parsed.error, prefix));
+    const problem = t.definition.check?.(parsed.data, t.settings);
+    if (problem) throw new HttpError(400, 'invalid_request', problem);
+    return parsed.data as Record<string, unknown>;
+  }
+
+  /** Creates a queued job and sends its message; a job whose message could not be sent is failed, never left queued. */
+  async function submit(t: ApiJobType, input: Record<string, unknown>): Promise<JobRecord> {
     const jobId = deps.newId();
-    const filename = sanitizeFilename(parsed.data.filename, `upload.${extensionFor(declared)}`);
-    const key = `${UPLOAD_PREFIX}${jobId}/${filename}`;
-    await deps.repo.create({
-      jobId,
-      type: 'thumbnail',
-      status: 'awaiting_upload',
-      input: { filename, contentType: declared, bytes: parsed.data.size, key },
-    });
-    const uploadUrl = await deps.presignPut(key, declared, parsed.data.size, settings.presignTtlSeconds);
+    const type = t.definition.name;
+    const job = await deps.repo.create({ jobId, type, status: 'queued', input, sweepAfterMs: t.settings.maxQueuedSeconds * 1000 });
+    if (!job) throw new Error(`job id ${jobId} exists already`);
+    try {
+      await deps.enqueue(type, { jobId, type });
+    } catch (err) {
+      await deps.repo.failQueued(jobId, { code: 'internal_error', message: 'the job could not be queued; please retry' });
+      throw err;
+    }
+    return job;
+  }
+
+  function routeContext(t: ApiJobType): TypeRouteContext<Record<string, unknown>> {
     return {
-      statusCode: 201,
-      body: {
-        jobId,
-        uploadUrl,
-        method: 'PUT',
-        headers: { 'Content-Type': declared, 'Content-Length': String(parsed.data.size) },
-        expiresAt: new Date(deps.now().getTime() + settings.presignTtlSeconds * 1000).toISOString(),
-        statusUrl: `${req.baseUrl}jobs/${jobId}`,
+      settings: t.settings,
+      presignTtlSeconds: settings.presignTtlSeconds,
+      newId: deps.newId,
+      now: deps.now,
+      submit: (input) => submit(t, validInput(t, input, '')),
+      create: async ({ jobId, status, input, sweepAfterMs }) => {
+        const created = await deps.repo.create({
+          jobId,
+          type: t.definition.name,
+          status,
+          input,
+          sweepAfterMs: sweepAfterMs ?? t.settings.maxQueuedSeconds * 1000,
+        });
+        if (!created) throw new Error(`job id ${jobId} exists already`);
       },
+      failQueued: async (jobId, error) => {
+        await deps.repo.failQueued(jobId, error);
+      },
+      presignPut: deps.presignPut,
+      putRaw: deps.putRaw,
+      statusUrl,
     };
   }
 
-  async function directUpload(req: ApiRequest, contentType: string): Promise<ApiResponse> {
-    checkImageType(contentType);
-    const body = req.body ?? Buffer.alloc(0);
-    if (body.length === 0) throw new HttpError(400, 'invalid_request', 'the request body is empty: send the image bytes');
-    if (body.length > settings.directUploadMaxBytes) {
-      throw new HttpError(
-        413,
-        'payload_too_large',
-        `direct uploads are limited to ${settings.directUploadMaxBytes} bytes; for larger files POST /uploads with JSON { filename, contentType, size } and PUT the file to the returned uploadUrl`,
-      );
+  async function submitJob(req: ApiRequest): Promise<ApiResponse> {
+    if (normalizeContentType(req.headers['content-type']) !== 'application/json') {
+      throw new HttpError(415, 'unsupported_media_type', 'send application/json { "type": "...", "input": { ... } }');
     }
-    const jobId = deps.newId();
-    const requested = req.query.filename ?? decodeHeader(req.headers['x-filename']);
-    const filename = sanitizeFilename(requested ?? '', `upload.${extensionFor(contentType)}`);
-    const key = `${UPLOAD_PREFIX}${jobId}/${filename}`;
-    // The job exists before the object, so the worker always finds it.
-    await deps.repo.create({ jobId, type: 'thumbnail', status: 'queued', input: { filename, contentType, bytes: body.length, key } });
-    await deps.putRaw(key, body, contentType, jobId);
-    return { statusCode: 202, body: { jobId, statusUrl: `${req.baseUrl}jobs/${jobId}` } };
+    const body = parseJsonBody(req.body);
+    const typeName = (body as { type?: unknown } | null)?.type;
+    const t = typeof typeName === 'string' ? byName.get(typeName) : undefined;
+    if (typeof typeName === 'string' && !t) {
+      throw new HttpError(400, 'invalid_request', `type: unknown job type ${JSON.stringify(typeName.slice(0, 64))}; known types: ${names.join(', ')}`);
+    }
+    const parsed = SubmitRequest.safeParse(body);
+    if (!parsed.success) throw new HttpError(400, 'invalid_request', `${describeIssues(parsed.error)} (known types: ${names.join(', ')})`);
+    if (!t) throw new HttpError(400, 'invalid_request', `type: known types: ${names.join(', ')}`);
+    if (t.definition.inputKind === 'file') {
+      const own = (t.definition.routes ?? []).map((r) => `${r.method} ${r.path}`).join(', ');
+      throw new HttpError(400, 'invalid_request', `type: ${t.definition.name} takes a file as its input: use ${own || 'its upload route'}`);
+    }
+    const job = await submit(t, validInput(t, parsed.data.input, 'input'));
+    return { statusCode: 202, body: { jobId: job.jobId, statusUrl: statusUrl(req, job.jobId) } };
   }
 
   async function getJob(req: ApiRequest): Promise<ApiResponse> {
     const jobId = req.pathParameters.jobId ?? '';
-    const job = /^[0-9a-f-]{36}$/.test(jobId) ? await deps.repo.get(jobId) : undefined;
+    const job = isJobId(jobId) ? await deps.repo.get(jobId) : undefined;
     if (!job) throw new HttpError(404, 'not_found', `no job ${JSON.stringify(jobId.slice(0, 64))}`);
     return { statusCode: 200, body: await view(job) };
   }
@@ -157,8 +169,12 @@ export function createApi(deps: ApiDeps, settings: ApiSettings) {
   async function listJobs(req: ApiRequest): Promise<ApiResponse> {
     const parsed = ListJobsQuery.safeParse(req.query);
     if (!parsed.success) throw new HttpError(400, 'invalid_request', describeIssues(parsed.error));
+    const { type, ...rest } = parsed.data;
+    if (type !== undefined && !byName.has(type)) {
+      throw new HttpError(400, 'invalid_request', `type: unknown job type ${JSON.stringify(type)}; known types: ${names.join(', ')}`);
+    }
     try {
-      const page = await deps.repo.list(parsed.data);
+      const page = await deps.repo.list({ ...rest, types: type ? [type] : names });
       return { statusCode: 200, body: { jobs: await Promise.all(page.jobs.map(view)), nextCursor: page.nextCursor } };
     } catch (err) {
       if (err instanceof InvalidCursorError) throw new HttpError(400, 'invalid_request', err.message);
@@ -166,39 +182,24 @@ export function createApi(deps: ApiDeps, settings: ApiSettings) {
     }
   }
 
-  async function createReport(req: ApiRequest): Promise<ApiResponse> {
-    if (normalizeContentType(req.headers['content-type']) !== 'application/json') {
-      throw new HttpError(415, 'unsupported_media_type', 'send application/json { from, to, formats? }');
-    }
-    const parsed = ReportRequest.safeParse(parseJson(req.body));
-    if (!parsed.success) throw new HttpError(400, 'invalid_request', describeIssues(parsed.error));
-    const { from, to } = parsed.data;
-    if (from > to) throw new HttpError(400, 'invalid_request', `from (${from}) is after to (${to})`);
-    const days = (Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)) / 86_400_000 + 1;
-    if (days > settings.reportMaxDays) {
-      throw new HttpError(400, 'invalid_request', `the range covers ${days} days; the limit is ${settings.reportMaxDays}`);
-    }
-    const params = { from, to, formats: parsed.data.formats ?? (['csv', 'pdf'] as ('csv' | 'pdf')[]) };
-    const jobId = deps.newId();
-    await deps.repo.create({ jobId, type: 'report', status: 'queued', params });
-    try {
-      await deps.sendReport({ jobId, params });
-    } catch (err) {
-      // Never leave a queued job that no message will ever run.
-      await deps.repo.failQueued(jobId, { code: 'internal_error', message: 'the report could not be queued; please retry' });
-      throw err;
-    }
-    return { statusCode: 202, body: { jobId, statusUrl: `${req.baseUrl}jobs/${jobId}` } };
+  async function openapi(): Promise<ApiResponse> {
+    if (!settings.openapi) throw new HttpError(404, 'not_found', 'no OpenAPI document');
+    return { statusCode: 200, body: settings.openapi };
   }
 
+  /** The job as clients see it: every type alike, plus the type's own extra fields. */
   async function view(job: JobRecord): Promise<Record<string, unknown>> {
+    const def = byName.get(job.type)?.definition;
     const ttl = settings.presignTtlSeconds;
+    const prefix = def ? resultsPrefixOf(def) : '';
     const outputs: JobOutput[] = await Promise.all(
-      (job.outputs ?? []).map(async ({ key, ...o }) => ({
-        ...o,
-        url: await deps.presignGet(key, ttl, key.startsWith(REPORT_PREFIX) ? reportDownloadName(job, o.format) : undefined),
-      })),
+      (job.outputs ?? []).map(async (stored) => {
+        const { key, ...o } = stored;
+        return { ...o, url: await deps.presignGet(key, ttl, key.startsWith(prefix) ? def?.downloadName?.(job, stored) : undefined) };
+      }),
     );
+    const input: Record<string, unknown> = { ...(job.input ?? {}) };
+    for (const hidden of def?.hiddenInputKeys ?? []) delete input[hidden];
     const base: Record<string, unknown> = {
       jobId: job.jobId,
       type: job.type,
@@ -206,57 +207,16 @@ export function createApi(deps: ApiDeps, settings: ApiSettings) {
       createdAt: job.createdAt,
       updatedAt: job.updatedAt,
       attempts: job.attempts ?? 0,
+      input,
       outputs,
     };
-    if (job.type === 'thumbnail') {
-      const { key: _key, ...input } = job.input ?? { filename: '', key: '' };
-      base.input = input;
-    } else {
-      base.params = job.params;
-      if (job.progress) base.progress = job.progress;
-    }
+    if (job.progress) base.progress = job.progress;
     if (job.completedAt) base.completedAt = job.completedAt;
     if (job.error) base.error = job.error;
-    return base;
+    return { ...base, ...def?.view?.(job) };
   }
 
-  return { handle };
-}
-
-function reportDownloadName(job: JobRecord, format: string): string {
-  return `offload-report-${job.params?.from}-to-${job.params?.to}.${format}`;
-}
-
-function checkImageType(contentType: string): void {
-  if (!(ACCEPTED_IMAGE_TYPES as readonly string[]).includes(contentType)) {
-    throw new HttpError(
-      415,
-      'unsupported_media_type',
-      `content type ${JSON.stringify(contentType)} is not accepted; use one of ${ACCEPTED_IMAGE_TYPES.join(', ')}`,
-    );
-  }
-}
-
-function parseJson(body: Buffer | undefined): unknown {
-  if (!body || body.length === 0) throw new HttpError(400, 'invalid_request', 'the request body is empty');
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'invalid_request', 'the request body is not valid JSON');
-  }
-}
-
-function decodeHeader(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
-}
-
-export function errorResponse(statusCode: number, code: string, message: string): ApiResponse {
-  return { statusCode, body: { error: { code, message } } };
+  return { handle, routes: Object.keys(routes) };
 }
 
 export const newJobId = (): string => randomUUID();

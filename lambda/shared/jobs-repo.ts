@@ -10,15 +10,17 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { LEASE_SHARD, type JobError, type JobRecord, type JobStatus, type JobType, type StoredOutput, type ThumbnailInput } from './model';
+import { INDEXES, isJobId, SWEEP_SHARDS } from './contract';
+import type { JobError, JobProgress, JobRecord, JobStatus, StoredOutput } from './model';
 
 export interface NewJob {
   jobId: string;
-  type: JobType;
-  status: JobStatus;
-  input?: ThumbnailInput;
-  params?: JobRecord['params'];
+  type: string;
+  status: 'awaiting_upload' | 'queued';
+  input?: Record<string, unknown>;
   createdAt?: string;
+  /** From now, how long until the sweeper may fail the job if nothing moved it on. */
+  sweepAfterMs: number;
 }
 
 export type ClaimResult = { claimed: true; job: JobRecord } | { claimed: false; job: JobRecord | undefined };
@@ -27,19 +29,28 @@ export interface TerminalPatch {
   status: 'succeeded' | 'failed';
   outputs?: StoredOutput[];
   error?: JobError;
-  input?: ThumbnailInput;
+  /** Replaces the job's input (a worker that learnt facts about it, e.g. an image's dimensions). */
+  input?: Record<string, unknown>;
   /** When the claim started the job (the claimed record's startedAt): gives processingMs. */
   startedAt?: string;
 }
 
 export interface ListQuery {
-  type?: JobType;
+  /** The types to list (one, or every registered type). */
+  types: string[];
   status?: JobStatus;
   limit: number;
   cursor?: string;
 }
 
 type Key = Record<string, unknown>;
+
+/** The sweep index partition of a job: by its id's first hex digit, so state changes spread over SWEEP_SHARDS partitions. */
+export const sweepShardOf = (jobId: string): string => `d${(parseInt(jobId[0] ?? '0', 16) || 0) % SWEEP_SHARDS}`;
+export const SWEEP_SHARD_KEYS: readonly string[] = Array.from({ length: SWEEP_SHARDS }, (_, i) => `d${i}`);
+
+/** A status-filtered list reads at most this many items per type and request; then it answers with a cursor. */
+export const MAX_FILTERED_READS = 300;
 
 /**
  * The jobs table. Every state change is a conditional write, so duplicate deliveries of a
@@ -52,18 +63,20 @@ type Key = Record<string, unknown>;
  *
  * A claim is also allowed when a previous holder's lease ran out (its invocation died) and
  * for a job that failed with `retries_exhausted` (its message was redriven from the DLQ).
+ *
+ * Every unfinished job carries a deadline (`sweepAt`, in the sparse byDeadline index):
+ * the time after which no delivery can still come for it. The sweeper fails jobs past it;
+ * every transition moves it, and a terminal write removes it.
  */
 export class JobsRepo {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly table: string,
-    private readonly index: string,
     private readonly ttlDays: number,
     private readonly now: () => Date = () => new Date(),
-    private readonly leasesIndex: string = 'byLease',
   ) {}
 
-  /** Creates a job; returns false when a job with this id exists already. */
+  /** Creates a job; returns undefined when a job with this id exists already. */
   async create(job: NewJob): Promise<JobRecord | undefined> {
     const now = this.now();
     const item: JobRecord = {
@@ -74,7 +87,8 @@ export class JobsRepo {
       updatedAt: now.toISOString(),
       attempts: 0,
       ...(job.input ? { input: job.input } : {}),
-      ...(job.params ? { params: job.params } : {}),
+      sweepShard: sweepShardOf(job.jobId),
+      sweepAt: now.getTime() + job.sweepAfterMs,
       expiresAt: Math.floor(now.getTime() / 1000) + this.ttlDays * 86400,
     };
     try {
@@ -93,8 +107,11 @@ export class JobsRepo {
     return out.Item as JobRecord | undefined;
   }
 
-  /** Takes the job for processing, for leaseMs. */
-  async claim(jobId: string, owner: string, leaseMs: number, input?: Partial<ThumbnailInput>): Promise<ClaimResult> {
+  /**
+   * Takes the job for processing, for leaseMs; the sweeper may fail it `graceMs` after the
+   * lease runs out (by then every remaining delivery of its message has been tried).
+   */
+  async claim(jobId: string, owner: string, leaseMs: number, graceMs: number, input?: Record<string, unknown>): Promise<ClaimResult> {
     const now = this.now();
     const names: Record<string, string> = { '#s': 'status', '#err': 'error' };
     const values: Record<string, unknown> = {
@@ -105,18 +122,20 @@ export class JobsRepo {
       ':exhausted': 'retries_exhausted',
       ':owner': owner,
       ':until': now.getTime() + leaseMs,
+      ':sweepAt': now.getTime() + leaseMs + graceMs,
+      ':shard': sweepShardOf(jobId),
       ':nowMs': now.getTime(),
       ':now': now.toISOString(),
       ':zero': 0,
       ':one': 1,
-      ':shard': LEASE_SHARD,
     };
     const sets = [
       '#s = :processing',
       'attempts = if_not_exists(attempts, :zero) + :one',
       'leaseOwner = :owner',
       'leaseUntil = :until',
-      'leaseShard = :shard',
+      'sweepShard = :shard',
+      'sweepAt = :sweepAt',
       'updatedAt = :now',
       'startedAt = if_not_exists(startedAt, :now)',
     ];
@@ -132,7 +151,7 @@ export class JobsRepo {
         new UpdateCommand({
           TableName: this.table,
           Key: { jobId },
-          UpdateExpression: `SET ${sets.join(', ')} REMOVE #err, completedAt, notifiedAt, progress`,
+          UpdateExpression: `SET ${sets.join(', ')} REMOVE #err, completedAt, progress`,
           ConditionExpression:
             'attribute_exists(jobId) AND (#s IN (:awaiting, :queued) OR (#s = :processing AND leaseUntil < :nowMs) OR (#s = :failed AND #err.code = :exhausted))',
           ExpressionAttributeNames: names,
@@ -151,16 +170,12 @@ export class JobsRepo {
   }
 
   /** Records progress while processing (only the lease holder can). */
-  async progress(jobId: string, owner: string, done: number, total?: number): Promise<void> {
+  async progress(jobId: string, owner: string, progress: JobProgress): Promise<void> {
     await this.updateIf({
       Key: { jobId },
       UpdateExpression: 'SET progress = :p, updatedAt = :now',
       ConditionExpression: 'leaseOwner = :owner',
-      ExpressionAttributeValues: {
-        ':p': total === undefined ? { done } : { done, total },
-        ':now': this.now().toISOString(),
-        ':owner': owner,
-      },
+      ExpressionAttributeValues: { ':p': progress, ':now': this.now().toISOString(), ':owner': owner },
     });
   }
 
@@ -175,7 +190,7 @@ export class JobsRepo {
       ':outputs': patch.outputs ?? [],
     };
     const sets = ['#s = :status', 'completedAt = :now', 'updatedAt = :now', 'outputs = :outputs'];
-    const removes = ['leaseOwner', 'leaseUntil', 'leaseShard'];
+    const removes = ['leaseOwner', 'leaseUntil', 'sweepShard', 'sweepAt'];
     if (patch.error) {
       values[':err'] = patch.error;
       sets.push('#err = :err');
@@ -200,11 +215,15 @@ export class JobsRepo {
     });
   }
 
-  /** Gives the job back after a transient error, so it waits (queued) for the message's next delivery. */
-  async release(jobId: string, owner: string, lastError: JobError): Promise<void> {
+  /**
+   * Gives the job back after a transient error, so it waits (queued) for the message's next
+   * delivery; the sweeper may fail it `sweepAfterMs` from now.
+   */
+  async release(jobId: string, owner: string, lastError: JobError, sweepAfterMs: number): Promise<void> {
+    const now = this.now();
     await this.updateIf({
       Key: { jobId },
-      UpdateExpression: 'SET #s = :queued, lastError = :err, updatedAt = :now REMOVE leaseOwner, leaseUntil, leaseShard',
+      UpdateExpression: 'SET #s = :queued, lastError = :err, updatedAt = :now, sweepAt = :sweepAt REMOVE leaseOwner, leaseUntil',
       ConditionExpression: '#s = :processing AND leaseOwner = :owner',
       ExpressionAttributeNames: { '#s': 'status' },
       ExpressionAttributeValues: {
@@ -212,44 +231,32 @@ export class JobsRepo {
         ':processing': 'processing',
         ':owner': owner,
         ':err': lastError,
-        ':now': this.now().toISOString(),
+        ':now': now.toISOString(),
+        ':sweepAt': now.getTime() + sweepAfterMs,
       },
     });
   }
 
-  /** Jobs whose lease ran out before `cutoffMs` (epoch ms), oldest first, from the sparse leases index. */
-  async *expiredLeases(cutoffMs: number): AsyncGenerator<Pick<JobRecord, 'jobId' | 'type' | 'leaseUntil'>> {
+  /** Unfinished jobs of one sweep partition whose deadline passed before `nowMs`, oldest first. */
+  async *due(shard: string, nowMs: number): AsyncGenerator<Pick<JobRecord, 'jobId' | 'type' | 'status' | 'sweepAt'>> {
     yield* this.queryAll({
-      IndexName: this.leasesIndex,
-      KeyConditionExpression: 'leaseShard = :s AND leaseUntil < :cutoff',
-      ExpressionAttributeValues: { ':s': LEASE_SHARD, ':cutoff': cutoffMs },
+      IndexName: INDEXES.byDeadline,
+      KeyConditionExpression: 'sweepShard = :s AND sweepAt < :now',
+      ExpressionAttributeValues: { ':s': shard, ':now': nowMs },
     });
   }
 
   /**
-   * Fails a job whose last holder died and whose message will not come back (it went to
-   * the DLQ): only if the lease is still the one that was found expired.
+   * Fails a job whose deadline passed: only if nothing moved it since it was found (its
+   * `sweepAt` is still the one read, so a claim or release in between wins).
    */
-  async abandon(jobId: string, leaseUntil: number, error: JobError): Promise<JobRecord | undefined> {
-    return this.failIf(jobId, error, '#s = :processing AND leaseUntil = :lu', { ':processing': 'processing', ':lu': leaseUntil });
+  async sweep(jobId: string, sweepAt: number, error: JobError): Promise<JobRecord | undefined> {
+    return this.failIf(jobId, error, 'sweepAt = :found', { ':found': sweepAt });
   }
 
   /**
-   * Fails a job whose message is in the DLQ while the job never finished: never claimed
-   * (every delivery failed before the handler ran) or held by an expired lease.
-   */
-  async failDeadLettered(jobId: string, error: JobError): Promise<JobRecord | undefined> {
-    return this.failIf(jobId, error, '#s IN (:awaiting, :queued) OR (#s = :processing AND leaseUntil < :nowMs)', {
-      ':awaiting': 'awaiting_upload',
-      ':queued': 'queued',
-      ':processing': 'processing',
-      ':nowMs': this.now().getTime(),
-    });
-  }
-
-  /**
-   * Fails a queued job whose message could not be sent (so nothing would ever run it); a
-   * no-op once anything else has moved the job on.
+   * Fails a queued job whose message could not be sent or whose upload could not be stored
+   * (so nothing would ever run it); a no-op once anything else has moved the job on.
    */
   async failQueued(jobId: string, error: JobError): Promise<JobRecord | undefined> {
     return this.failIf(jobId, error, '#s = :queued', { ':queued': 'queued' });
@@ -260,23 +267,12 @@ export class JobsRepo {
     return this.updateIf({
       Key: { jobId },
       UpdateExpression:
-        'SET #s = :failed, #err = :err, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, leaseShard',
+        'SET #s = :failed, #err = :err, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, sweepShard, sweepAt',
       ConditionExpression: `attribute_exists(jobId) AND (${condition})`,
       ExpressionAttributeNames: { '#s': 'status', '#err': 'error' },
       ExpressionAttributeValues: { ':failed': 'failed', ':err': error, ':now': now, ':none': [], ...values },
       ReturnValues: 'ALL_NEW',
     });
-  }
-
-  /** Marks the completion notification as sent; false if it was marked already. */
-  async markNotified(jobId: string, completedAt: string): Promise<boolean> {
-    const marked = await this.updateIf({
-      Key: { jobId },
-      UpdateExpression: 'SET notifiedAt = :now',
-      ConditionExpression: 'attribute_not_exists(notifiedAt) AND completedAt = :completedAt',
-      ExpressionAttributeValues: { ':now': this.now().toISOString(), ':completedAt': completedAt },
-    });
-    return marked !== undefined;
   }
 
   /**
@@ -294,9 +290,9 @@ export class JobsRepo {
   }
 
   /** Streams the jobs of one type created in [fromIso, toIso], oldest first, page by page. */
-  async *streamByType(type: JobType, fromIso: string, toIso: string, pageSize = 500): AsyncGenerator<JobRecord> {
+  async *streamByType(type: string, fromIso: string, toIso: string, pageSize = 500): AsyncGenerator<JobRecord> {
     yield* this.queryAll({
-      IndexName: this.index,
+      IndexName: INDEXES.byType,
       KeyConditionExpression: '#t = :t AND createdAt BETWEEN :a AND :b',
       ExpressionAttributeNames: { '#t': 'type' },
       ExpressionAttributeValues: { ':t': type, ':a': fromIso, ':b': toIso },
@@ -305,23 +301,25 @@ export class JobsRepo {
   }
 
   /** Every item a query matches, page after page (the SDK's paginator; `Limit` is the page size). */
-  private async *queryAll(input: Omit<QueryCommandInput, 'TableName'>): AsyncGenerator<JobRecord> {
+  private async *queryAll<T = JobRecord>(input: Omit<QueryCommandInput, 'TableName'>): AsyncGenerator<T> {
     for await (const page of paginateQuery({ client: this.doc }, { TableName: this.table, ...input })) {
-      for (const item of page.Items ?? []) yield item as JobRecord;
+      for (const item of page.Items ?? []) yield item as T;
     }
   }
 
   /**
-   * Newest jobs first, of one type or of every type (one query per type, merged by
-   * creation time). The cursor holds each type's position.
+   * Newest jobs first, of one type or of several (one query per type, merged by creation
+   * time). The cursor holds each type's position. With a status filter each type reads at
+   * most MAX_FILTERED_READS items per request: a page may then hold fewer than `limit` jobs
+   * (even none) and still carry a cursor.
    */
   async list(q: ListQuery): Promise<{ jobs: JobRecord[]; nextCursor: string | null }> {
-    const types: JobType[] = q.type ? [q.type] : ['report', 'thumbnail'];
+    const types = [...q.types].sort();
     const positions = decodeCursor(q.cursor, types);
     const pages = await Promise.all(
       types.map(async (type) => {
         const pos = positions[type];
-        if (pos === null) return { type, items: [] as JobRecord[], exhausted: true };
+        if (pos === null) return { type, items: [] as JobRecord[], next: null };
         return { type, ...(await this.queryType(type, q.status, q.limit, pos)) };
       }),
     );
@@ -333,57 +331,67 @@ export class JobsRepo {
     let more = false;
     for (const page of pages) {
       const taken = merged.filter((m) => m.type === page.type);
-      const allTaken = taken.length === page.items.length;
-      if (allTaken && page.exhausted) {
-        next[page.type] = null;
+      if (taken.length === page.items.length) {
+        // Every job read was taken: go on from where the read stopped.
+        next[page.type] = page.next;
+        if (page.next !== null) more = true;
       } else {
         more = true;
         const last = taken.at(-1)?.item;
-        next[page.type] = last ? { jobId: last.jobId, type: last.type, createdAt: last.createdAt } : positions[page.type];
+        next[page.type] = last ? indexKey(last) : positions[page.type];
       }
     }
     return { jobs: merged.map((m) => m.item), nextCursor: more ? encodeCursor(next) : null };
   }
 
+  /** Up to `limit` jobs of one type after `startKey`, and where to go on from (null: nothing more). */
   private async queryType(
-    type: JobType,
+    type: string,
     status: JobStatus | undefined,
     limit: number,
     startKey: Key | undefined,
-  ): Promise<{ items: JobRecord[]; exhausted: boolean }> {
+  ): Promise<{ items: JobRecord[]; next: Key | null }> {
     const items: JobRecord[] = [];
     let key = startKey;
-    // A status filter applies after Limit, so keep reading until the page is full.
+    let read = 0;
+    // A status filter applies after Limit, so keep reading until the page is full or the read budget is spent.
     do {
       const input: QueryCommandInput = {
         TableName: this.table,
-        IndexName: this.index,
+        IndexName: INDEXES.byType,
         KeyConditionExpression: '#t = :t',
         ExpressionAttributeNames: { '#t': 'type', ...(status ? { '#s': 'status' } : {}) },
         ExpressionAttributeValues: { ':t': type, ...(status ? { ':s': status } : {}) },
         ...(status ? { FilterExpression: '#s = :s' } : {}),
         ScanIndexForward: false,
         ExclusiveStartKey: key,
-        Limit: status ? Math.max(limit, 100) : limit,
+        Limit: status ? Math.min(Math.max(limit, 100), MAX_FILTERED_READS - read) : limit,
       };
       const out = await this.doc.send(new QueryCommand(input));
+      read += out.ScannedCount ?? 0;
       const page = (out.Items ?? []) as JobRecord[];
       let i = 0;
       for (; i < page.length && items.length < limit; i++) items.push(page[i]);
-      if (items.length >= limit) return { items, exhausted: i === page.length && !out.LastEvaluatedKey };
+      if (items.length >= limit) {
+        const done = i === page.length && !out.LastEvaluatedKey;
+        return { items, next: done ? null : i < page.length ? indexKey(items.at(-1)!) : (out.LastEvaluatedKey ?? null) };
+      }
       key = out.LastEvaluatedKey;
+      if (key && status && read >= MAX_FILTERED_READS) return { items, next: key };
     } while (key);
-    return { items, exhausted: true };
+    return { items, next: null };
   }
 }
 
 export class InvalidCursorError extends Error {}
 
+const indexKey = (job: JobRecord): Key => ({ jobId: job.jobId, type: job.type, createdAt: job.createdAt });
+
 function encodeCursor(positions: Record<string, Key | null | undefined>): string {
   return Buffer.from(JSON.stringify(positions)).toString('base64url');
 }
 
-function decodeCursor(cursor: string | undefined, types: JobType[]): Record<string, Key | null | undefined> {
+function decodeCursor(cursor: string | undefined, types: string[]): Record<string, Key | null | undefined> {
   const positions: Record<string, Key | null | undefined> = {};
   if (!cursor) return positions;
   let parsed: unknown;
@@ -393,11 +401,12 @@ function decodeCursor(cursor: string | undefined, types: JobType[]): Record<stri
     throw new InvalidCursorError('cursor is not valid');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidCursorError('cursor is not valid');
+  if (Object.keys(parsed).sort().join(',') !== types.join(',')) {
+    throw new InvalidCursorError(`cursor does not belong to this query (types ${types.join(', ')})`);
+  }
   for (const type of types) {
     const pos = (parsed as Record<string, unknown>)[type];
-    if (pos === undefined) {
-      throw new InvalidCursorError(`cursor does not belong to this query (type ${type})`);
-    }
+    if (pos === undefined) throw new InvalidCursorError(`cursor does not belong to this query (type ${type})`);
     if (pos === null) {
       positions[type] = null;
       continue;
@@ -408,8 +417,7 @@ function decodeCursor(cursor: string | undefined, types: JobType[]): Record<stri
     if (
       keys !== 'createdAt,jobId,type' ||
       k.type !== type ||
-      typeof k.jobId !== 'string' ||
-      !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(k.jobId) ||
+      !isJobId(k.jobId) ||
       typeof k.createdAt !== 'string' ||
       !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/.test(k.createdAt) ||
       Number.isNaN(Date.parse(k.createdAt))

@@ -1,30 +1,12 @@
 /**
- * The job model shared by the API, the workers, the local runtime and the CLI.
- * One place defines what a job looks like; everything else imports it.
+ * The job model shared by the API, the workers, the local runtime and the CLI. It names no
+ * job type: a type's own input and outputs live in its folder under job-types/.
  */
-
-export const JOB_TYPES = ['thumbnail', 'report'] as const;
-export type JobType = (typeof JOB_TYPES)[number];
-
-export const JOB_STATUSES = ['awaiting_upload', 'queued', 'processing', 'succeeded', 'failed'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed'];
-
-/** Error codes a job can end with. Permanent codes fail the job at once (no retries). */
-export const PERMANENT_ERROR_CODES = [
-  'unsupported_format',
-  'image_too_large',
-  'empty_file',
-  'corrupt_image',
-  'invalid_message',
-  'not_found',
-  'invalid_request',
-] as const;
-export type PermanentErrorCode = (typeof PERMANENT_ERROR_CODES)[number];
-export type JobErrorCode = PermanentErrorCode | 'retries_exhausted' | 'internal_error';
+export { JOB_STATUSES, TERMINAL_STATUSES, type JobStatus, type TerminalStatus } from './contract';
+import type { JobStatus, TerminalStatus } from './contract';
 
 export interface JobError {
-  code: JobErrorCode | string;
+  code: string;
   message: string;
 }
 
@@ -44,70 +26,53 @@ export interface JobOutput extends Omit<StoredOutput, 'key'> {
   url: string;
 }
 
-export interface ThumbnailInput {
-  filename: string;
-  contentType?: string;
-  bytes?: number;
-  width?: number;
-  height?: number;
-  key: string;
-}
-
-export interface ReportParams {
-  from: string; // YYYY-MM-DD, inclusive, UTC
-  to: string; // YYYY-MM-DD, inclusive, UTC
-  formats: ('csv' | 'pdf')[];
+export interface JobProgress {
+  done: number;
+  total?: number;
 }
 
 /** The item in the jobs table. */
 export interface JobRecord {
   jobId: string;
-  type: JobType;
+  type: string;
   status: JobStatus;
-  createdAt: string; // ISO-8601 UTC, the GSI sort key
+  createdAt: string; // ISO-8601 UTC, the byType index's sort key
   updatedAt: string;
   attempts: number;
-  input?: ThumbnailInput;
-  params?: ReportParams;
+  /** The input as the type's schema accepted it (plus facts the platform or worker learnt, e.g. an upload's key). */
+  input?: Record<string, unknown>;
   outputs?: StoredOutput[];
   error?: JobError;
-  progress?: { done: number; total?: number };
+  lastError?: JobError;
+  progress?: JobProgress;
   startedAt?: string;
   completedAt?: string;
   processingMs?: number;
   /** Claim of the invocation that is processing the job, and until when it holds. */
   leaseOwner?: string;
   leaseUntil?: number;
-  /** Set (to LEASE_SHARD) only while a lease is held: the key of the sparse leases index. */
-  leaseShard?: string;
-  /** Set once the completion notification has been published. */
-  notifiedAt?: string;
+  /** Set only while the job is unfinished: the sweep index's key (see contract INDEXES.byDeadline). */
+  sweepShard?: string;
+  /** Epoch ms after which the sweeper may fail the job (no delivery can still come for it). */
+  sweepAt?: number;
   /** TTL attribute (epoch seconds). */
   expiresAt?: number;
 }
 
-/** The completion notification published on SNS for every terminal state. */
+/** The completion notification published on SNS for every terminal state (from the table's stream). */
 export interface CompletionNotification {
-  /** `${jobId}:${completedAt}`: the same for every delivery of one outcome (SNS delivers at least once). */
+  /** `${jobId}:${completedAt}`: the same for every delivery of one outcome (SNS and the stream deliver at least once). */
   notificationId: string;
   jobId: string;
-  type: JobType;
-  status: 'succeeded' | 'failed';
-  outputs: Omit<StoredOutput, never>[];
+  type: string;
+  status: TerminalStatus;
+  outputs: StoredOutput[];
   error: JobError | null;
   completedAt: string;
 }
 
-/** The message the API sends to the reports queue. */
-export interface ReportMessage {
+/** The message the platform puts on a type's queue for a JSON-input job (file-input types get S3 events). */
+export interface JobMessage {
   jobId: string;
-  params: ReportParams;
+  type: string;
 }
-
-/** Partition value of the sparse index of held leases (see the sweeper). */
-export const LEASE_SHARD = 'held';
-
-/** S3 key scheme. */
-export const UPLOAD_PREFIX = 'uploads/';
-export const THUMBNAIL_PREFIX = 'thumbnails/';
-export const REPORT_PREFIX = 'reports/';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
-import { decodeS3Key, sanitizeFilename } from './filename';
-import { UPLOAD_PREFIX } from './model';
+import { decodeS3Key, sanitizeFilename } from '../../lambda/shared/filename';
+import { UPLOAD_PREFIX } from '../../lambda/shared/contract';
 
 const S3EventRecord = z.object({
   eventName: z.string(),

@@ -13,14 +13,14 @@
  */
 import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
-import { JOB_STATUSES } from './model';
-import { csvHeaderLine, csvLine, type UploadRecord } from './report-csv';
-import { renderPdf, type RenderPdfOptions } from './report-pdf';
+import { JOB_STATUSES } from '../../lambda/shared/contract';
+import { csvHeaderLine, csvLine, type UploadRecord } from './csv';
+import { renderPdf, type RenderPdfOptions } from './pdf';
 
-export { CSV_COLUMNS, CSV_CONTENT_TYPE, csvCell, csvHeaderLine, csvLine } from './report-csv';
-export type { CsvColumn, UploadRecord } from './report-csv';
-export { PDF_CONTENT_TYPE, formatBytes, formatInt, renderPdf } from './report-pdf';
-export type { RenderPdfOptions } from './report-pdf';
+export { CSV_COLUMNS, CSV_CONTENT_TYPE, csvCell, csvHeaderLine, csvLine } from './csv';
+export type { CsvColumn, UploadRecord } from './csv';
+export { PDF_CONTENT_TYPE, formatBytes, formatInt, renderPdf } from './pdf';
+export type { RenderPdfOptions } from './pdf';
 
 export interface ReportSummary {
   from: string;

@@ -11,7 +11,7 @@
  * (a report is one or two A4 pages).
  */
 import PDFDocument from 'pdfkit';
-import type { ReportSummary } from './report-core';
+import type { ReportSummary } from './core';
 
 export const PDF_CONTENT_TYPE = 'application/pdf';
 

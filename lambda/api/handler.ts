@@ -1,0 +1,151 @@
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import * as z from 'zod/mini';
+import { docClient, s3Client, sqsClient } from '../shared/clients';
+import { BaseEnv, int, json, parseEnv, str } from '../shared/env';
+import { parseSettings, type AnyJobType, type CoreSettings } from '../shared/job-type';
+import { JobsRepo } from '../shared/jobs-repo';
+
+import { createApi, errorResponse, newJobId, type ApiRequest, type ApiResponse } from './app';
+
+/** What the API function reads from its environment. */
+export const ApiEnv = z.extend(BaseEnv, {
+  RAW_BUCKET: str(),
+  RESULTS_BUCKET: str(),
+  PRESIGN_TTL_SECONDS: int(),
+  CORS_ORIGINS: str(),
+  /** Per registered type: its queue and its resolved settings. */
+  JOB_TYPES: json(z.record(z.string(), z.object({ queueUrl: z.string(), settings: z.record(z.string(), z.unknown()) }))),
+});
+
+/**
+ * API Gateway (REST, Lambda proxy) adapter over the API core, for the types it is built
+ * with (the stack generates the entry that lists them). Any error the core did not turn
+ * into a 4xx is a server fault: logged with the request id, answered 500 with a JSON body.
+ */
+export function createApiHandler(definitions: readonly AnyJobType[], openapi?: unknown) {
+  const env = parseEnv(ApiEnv);
+  const logger = new Logger({ serviceName: 'offload-api' });
+  const corsOrigins = env.CORS_ORIGINS.split(',').map((o) => o.trim());
+  const repo = new JobsRepo(docClient(), env.JOBS_TABLE, env.JOB_TTL_DAYS);
+  const types = definitions.map((definition) => {
+    const given = env.JOB_TYPES[definition.name];
+    if (!given) throw new Error(`invalid function environment: JOB_TYPES has no ${definition.name}`);
+    return { definition, queueUrl: given.queueUrl, settings: parseSettings(definition, given.settings) as CoreSettings & Record<string, unknown> };
+  });
+  const queueUrls = new Map(types.map((t) => [t.definition.name, t.queueUrl]));
+
+  const api = createApi(
+    {
+      repo,
+      presignPut: (key, contentType, size, expiresIn) =>
+        getSignedUrl(
+          s3Client(),
+          new PutObjectCommand({ Bucket: env.RAW_BUCKET, Key: key, ContentType: contentType, ContentLength: size }),
+          { expiresIn, signableHeaders: new Set(['content-type', 'content-length']) },
+        ),
+      presignGet: (key, expiresIn, downloadName) =>
+        getSignedUrl(
+          s3Client(),
+          new GetObjectCommand({
+            Bucket: env.RESULTS_BUCKET,
+            Key: key,
+            ResponseContentDisposition: downloadName ? `attachment; filename="${downloadName}"` : undefined,
+          }),
+          { expiresIn },
+        ),
+      putRaw: async (key, body, contentType, jobId) => {
+        await s3Client().send(
+          new PutObjectCommand({ Bucket: env.RAW_BUCKET, Key: key, Body: body, ContentType: contentType, Metadata: { 'job-id': jobId } }),
+        );
+      },
+      enqueue: async (type, message) => {
+        await sqsClient().send(
+          new SendMessageCommand({
+            QueueUrl: queueUrls.get(type)!,
+            MessageBody: JSON.stringify(message),
+            MessageAttributes: { jobId: { DataType: 'String', StringValue: message.jobId } },
+          }),
+        );
+      },
+      now: () => new Date(),
+      newId: newJobId,
+    },
+    { presignTtlSeconds: env.PRESIGN_TTL_SECONDS, openapi },
+    types,
+  );
+
+  return async (event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
+    logger.addContext(context);
+    const headers = lowerCaseHeaders(event.headers);
+    let response: ApiResponse;
+    try {
+      response = await api.handle(toRequest(event, headers));
+    } catch (err) {
+      logger.error('request failed', { error: err as Error, path: event.path, method: event.httpMethod });
+      response = errorResponse(500, 'internal_error', `internal error (request ${context.awsRequestId})`);
+    }
+    if (response.statusCode >= 400) {
+      logger.info('request refused', { status: response.statusCode, path: event.path, method: event.httpMethod, body: response.body });
+    }
+    return {
+      statusCode: response.statusCode,
+      headers: {
+        'Content-Type': 'application/json',
+        'Cache-Control': 'no-store',
+        ...corsHeaders(corsOrigins, headers.origin),
+        ...response.headers,
+      },
+      body: response.body === undefined ? '' : JSON.stringify(response.body),
+    };
+  };
+}
+
+function toRequest(event: APIGatewayProxyEvent, headers: Record<string, string>): ApiRequest {
+  const body =
+    event.body === null || event.body === undefined
+      ? undefined
+      : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+  // Null-prototype maps: a parameter named __proto__ or constructor is data, not a member.
+  const query: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(event.queryStringParameters ?? {})) if (v !== undefined) query[k] = v;
+  const pathParameters: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(event.pathParameters ?? {})) if (v !== undefined) pathParameters[k] = v;
+  return {
+    method: event.httpMethod,
+    resource: event.resource,
+    pathParameters,
+    query,
+    headers,
+    body,
+    baseUrl: baseUrl(event, headers),
+  };
+}
+
+/**
+ * The API's base URL as the client called it: scheme and host from the request, plus the
+ * stage prefix (requestContext.path is `/v1/uploads` when event.path is `/uploads`).
+ */
+function baseUrl(event: APIGatewayProxyEvent, headers: Record<string, string>): string {
+  const proto = headers['x-forwarded-proto'] ?? 'https';
+  const host = headers.host ?? event.requestContext?.domainName;
+  if (!host) return '/';
+  const full = event.requestContext?.path ?? event.path;
+  const prefix = full.endsWith(event.path) ? full.slice(0, full.length - event.path.length) : '';
+  return `${proto}://${host}${prefix}/`;
+}
+
+function lowerCaseHeaders(headers: APIGatewayProxyEvent['headers']): Record<string, string> {
+  const out: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(headers ?? {})) if (v !== undefined) out[k.toLowerCase()] = v;
+  return out;
+}
+
+function corsHeaders(corsOrigins: string[], origin: string | undefined): Record<string, string> {
+  if (corsOrigins.includes('*')) return { 'Access-Control-Allow-Origin': '*' };
+  if (origin && corsOrigins.includes(origin)) return { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' };
+  return {};
+}

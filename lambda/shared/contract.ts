@@ -1,0 +1,59 @@
+/**
+ * The platform's fixed vocabulary, in one module with no dependencies: the CDK app, every
+ * function bundle, local mode and the CLI import it, so a name or rule here is never spelled
+ * twice.
+ */
+
+/** The life of a job. */
+export const JOB_STATUSES = ['awaiting_upload', 'queued', 'processing', 'succeeded', 'failed'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const TERMINAL_STATUSES = ['succeeded', 'failed'] as const;
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+export const isTerminal = (status: string): status is TerminalStatus => (TERMINAL_STATUSES as readonly string[]).includes(status);
+
+/** Job ids are random UUIDs (v4), lower case. */
+export const JOB_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const isJobId = (value: unknown): value is string => typeof value === 'string' && JOB_ID_PATTERN.test(value);
+
+/** A job type's name: what `POST /jobs {"type"}` takes, and the root of its queue, output and setting names. */
+export const JOB_TYPE_NAME_PATTERN = /^[a-z][a-z0-9-]{1,30}[a-z0-9]$/;
+
+/** Indexes of the jobs table. */
+export const INDEXES = {
+  /** Every job by type, newest first (`GET /jobs?type=`, reports). */
+  byType: 'byTypeCreatedAt',
+  /** Sparse: only unfinished jobs carry `sweepShard`/`sweepAt`: what the sweeper reads. */
+  byDeadline: 'byDeadline',
+} as const;
+
+/**
+ * The sweep index is split over this many partitions (`sweepShard` = `d0`..`d15`, by job id),
+ * so that no partition takes more than 1/16 of the table's state changes.
+ */
+export const SWEEP_SHARDS = 16;
+
+/** S3 key scheme. Raw uploads of file-input job types; results of every type under its own prefix. */
+export const UPLOAD_PREFIX = 'uploads/';
+
+/** Error codes the platform itself gives jobs (types add their own permanent codes). */
+export const PLATFORM_ERROR_CODES = {
+  retriesExhausted: 'retries_exhausted',
+  uploadExpired: 'upload_expired',
+  invalidMessage: 'invalid_message',
+  internal: 'internal_error',
+} as const;
+
+/** Upper-camel form of a type name: `thumbnail` -> `Thumbnail`, `send-email` -> `SendEmail` (construct ids, outputs). */
+export function pascalCase(name: string): string {
+  return name
+    .split(/[^a-zA-Z0-9]+/)
+    .filter(Boolean)
+    .map((p) => p[0].toUpperCase() + p.slice(1))
+    .join('');
+}
+
+/** The stack output names of a type's queue and dead-letter queue. */
+export const queueOutputKeys = (type: string): { queue: string; dlq: string } => ({
+  queue: `${pascalCase(type)}QueueUrl`,
+  dlq: `${pascalCase(type)}DlqUrl`,
+});

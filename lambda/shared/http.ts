@@ -1,0 +1,24 @@
+/** The API's request and response as its core sees them: decoded from API Gateway's proxy event by the adapter. */
+export interface ApiRequest {
+  method: string;
+  /** The resource template, e.g. `/jobs/{jobId}`. */
+  resource: string;
+  pathParameters: Record<string, string>;
+  query: Record<string, string>;
+  headers: Record<string, string>; // lower-cased names
+  body: Buffer | undefined;
+  /** Base URL of the API as the client called it, ending in `/`. */
+  baseUrl: string;
+}
+
+export interface ApiResponse {
+  statusCode: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export { HttpError } from './errors';
+
+export function errorResponse(statusCode: number, code: string, message: string): ApiResponse {
+  return { statusCode, body: { error: { code, message } } };
+}

@@ -1,0 +1,138 @@
+import * as z from 'zod/mini';
+import { JOB_STATUSES } from '../lambda/shared/contract';
+import type { AnyJobType } from '../lambda/shared/job-type';
+import { SubmitRequest } from '../lambda/shared/schemas';
+
+type Json = Record<string, unknown>;
+
+/** A zod schema as JSON Schema: draft-04 for API Gateway models, OpenAPI 3.0 for the document. */
+export function jsonSchema(schema: z.ZodMiniType, target: 'draft-04' | 'openapi-3.0'): Json {
+  const out = z.toJSONSchema(schema, { target, unrepresentable: 'any', io: 'input' }) as Json;
+  delete out.$schema;
+  return out;
+}
+
+const error = { $ref: '#/components/schemas/Error' };
+const errorResponses = (...codes: number[]): Json =>
+  Object.fromEntries(codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: error } } }]));
+
+/**
+ * The OpenAPI 3 document of the HTTP API, from the same zod schemas the handlers validate
+ * with: the platform's routes, and each registered type's input and routes. Served at
+ * `GET /openapi.json` and checked into docs/openapi.json.
+ */
+export function openApiDocument(types: readonly AnyJobType[]): Json {
+  const jobSubmit = {
+    oneOf: types
+      .filter((t) => t.inputKind === 'json')
+      .map((t) => ({
+        type: 'object',
+        required: ['type', 'input'],
+        additionalProperties: false,
+        properties: { type: { type: 'string', enum: [t.name] }, input: jsonSchema(t.input, 'openapi-3.0') },
+      })),
+  };
+  const paths: Json = {
+    '/jobs': {
+      post: {
+        operationId: 'SubmitJob',
+        summary: 'Submit a job of any JSON-input type; 202 with its id at once',
+        requestBody: { required: true, content: { 'application/json': { schema: jobSubmit } } },
+        responses: { '202': { description: 'queued', content: { 'application/json': { schema: { $ref: '#/components/schemas/Accepted' } } } }, ...errorResponses(400, 403, 415, 429) },
+      },
+      get: {
+        operationId: 'ListJobs',
+        summary: 'The jobs, newest first, by type and status, paged',
+        parameters: [
+          { name: 'type', in: 'query', schema: { type: 'string', enum: types.map((t) => t.name) } },
+          { name: 'status', in: 'query', schema: { type: 'string', enum: [...JOB_STATUSES] } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': {
+            description: 'a page',
+            content: {
+              'application/json': {
+                schema: { type: 'object', properties: { jobs: { type: 'array', items: { $ref: '#/components/schemas/Job' } }, nextCursor: { type: 'string', nullable: true } } },
+              },
+            },
+          },
+          ...errorResponses(400, 403, 429),
+        },
+      },
+    },
+    '/jobs/{jobId}': {
+      get: {
+        operationId: 'GetJob',
+        summary: 'One job',
+        parameters: [{ name: 'jobId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+        responses: { '200': { description: 'the job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } }, ...errorResponses(403, 404, 429) },
+      },
+    },
+    '/openapi.json': { get: { operationId: 'OpenApi', summary: 'This document (no API key needed)', security: [], responses: { '200': { description: 'OpenAPI 3' } } } },
+  };
+  for (const t of types) {
+    for (const r of t.routes ?? []) {
+      const content: Json = {};
+      if (r.body) content['application/json'] = { schema: jsonSchema(r.body, 'openapi-3.0') };
+      for (const media of r.binaryMediaTypes ?? []) content[media] = { schema: { type: 'string', format: 'binary' } };
+      (paths[r.path] ??= {} as Json) as Json;
+      (paths[r.path] as Json)[r.method.toLowerCase()] = {
+        operationId: r.operationName,
+        summary: r.summary,
+        tags: [t.name],
+        ...(Object.keys(content).length ? { requestBody: { required: true, content } } : {}),
+        responses: { '201': { description: 'created' }, '202': { description: 'accepted' }, ...errorResponses(400, 403, 413, 415, 429) },
+      };
+    }
+  }
+  return {
+    openapi: '3.0.3',
+    info: { title: 'offload', version: '1', description: 'Hand slow work to queues; get a job id back at once. Every route but this document needs the header x-api-key.' },
+    security: [{ apiKey: [] }],
+    paths,
+    components: {
+      securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' } },
+      schemas: {
+        Error: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } } },
+        Accepted: { type: 'object', required: ['jobId', 'statusUrl'], properties: { jobId: { type: 'string', format: 'uuid' }, statusUrl: { type: 'string' } } },
+        Job: {
+          type: 'object',
+          required: ['jobId', 'type', 'status', 'createdAt', 'updatedAt', 'attempts', 'input', 'outputs'],
+          properties: {
+            jobId: { type: 'string', format: 'uuid' },
+            type: { type: 'string', enum: types.map((t) => t.name) },
+            status: { type: 'string', enum: [...JOB_STATUSES] },
+            createdAt: { type: 'string', format: 'date-time' },
+            updatedAt: { type: 'string', format: 'date-time' },
+            completedAt: { type: 'string', format: 'date-time' },
+            attempts: { type: 'integer' },
+            input: { type: 'object', additionalProperties: true },
+            outputs: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['name', 'format', 'contentType', 'bytes', 'url'],
+                properties: {
+                  name: { type: 'string' },
+                  format: { type: 'string' },
+                  contentType: { type: 'string' },
+                  bytes: { type: 'integer' },
+                  width: { type: 'integer' },
+                  height: { type: 'integer' },
+                  url: { type: 'string' },
+                },
+              },
+            },
+            progress: { type: 'object', properties: { done: { type: 'integer' }, total: { type: 'integer' } } },
+            error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+          },
+        },
+      },
+    },
+  };
+}
+
+/** The API Gateway model of `POST /jobs`: the envelope only (each type's input is checked by the function, which names the field). */
+export const submitModelSchema = (): Json => jsonSchema(SubmitRequest, 'draft-04');
