@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import { buildReport, type UploadRecord } from '../lambda/shared/report-core';
+import { buildReport, type UploadRecord } from '../job-types/report/core';
 
 export interface ReportBenchResult {
   records: number;

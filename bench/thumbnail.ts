@@ -21,7 +21,7 @@ import {
   DEFAULT_WEBP_EFFORT,
   DEFAULT_WEBP_QUALITY,
   makeThumbnails,
-} from '../lambda/shared/thumbnail-core';
+} from '../job-types/thumbnail/core';
 import { fromRaw, photoLikeRaw, photoWithAlphaRaw } from '../test/unit/fixtures/images';
 
 export interface ThumbnailBenchImage {

@@ -6,7 +6,7 @@ import { sanitizeFilename } from '../../lambda/shared/filename';
 import type { ApiRequest } from '../../lambda/shared/http';
 import { defineJobType, type TypeRouteContext } from '../../lambda/shared/job-type';
 import { describeIssues, normalizeContentType, parseJsonBody, settingInt } from '../../lambda/shared/schemas';
-import { parseUploadEvents } from './s3-event';
+import { parseUploadEvents } from '../../lambda/shared/s3-event';
 
 /** Image types accepted for upload; the worker checks the bytes themselves, not this label. */
 export const ACCEPTED_IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/tiff', 'image/avif'] as const;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
-import { decodeS3Key, sanitizeFilename } from '../../lambda/shared/filename';
-import { UPLOAD_PREFIX } from '../../lambda/shared/contract';
+import { decodeS3Key, sanitizeFilename } from './filename';
+import { UPLOAD_PREFIX } from './contract';
 
 const S3EventRecord = z.object({
   eventName: z.string(),
@@ -28,7 +28,7 @@ export interface UploadEvent {
   ours: boolean;
 }
 
-const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { JOB_ID_PATTERN as JOB_ID } from './contract';
 
 /**
  * Parses an SQS message body holding an S3 event notification. Returns [] for S3's test
