@@ -1,9 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Three projects:
+ * Four projects:
  * - unit: pure cores, no AWS, no emulator;
  * - infra: the synthesized CloudFormation template (assertions, snapshot, cdk-nag, cfn-lint);
+ * - integration: pieces against a real AWS API, moto (each file starts its own moto server):
+ *   the job repository on DynamoDB, the local runtime's SQS event source;
  * - e2e: local mode (moto + the local Lambda runtime) started once by a global setup and
  *   driven over HTTP, as a client would.
  */
@@ -25,6 +27,15 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 180_000,
           hookTimeout: 300_000,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
         },
       },
       {

@@ -30,10 +30,12 @@ export class CliContext {
   constructor(
     readonly term: Terminal,
     readonly config: ResolvedConfig,
+    /** The directory relative paths (files to upload, --out) are resolved against. */
+    readonly cwd: string = process.cwd(),
   ) {}
 
   static load(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd(), term = new Terminal()): CliContext {
-    return new CliContext(term, resolveConfig(loadConfigSources(flags, env, cwd)));
+    return new CliContext(term, resolveConfig(loadConfigSources(flags, env, cwd)), cwd);
   }
 
   /** Settings for AWS SDK clients: the emulator endpoint and test credentials in local mode, else the default chain. */

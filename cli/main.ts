@@ -52,7 +52,7 @@ Configuration (first found wins, per setting):
 Exit codes: 0 ok, 1 a request, upload or job failed, 2 usage or configuration error.
 Progress goes to stderr (bars on a terminal, plain lines otherwise or with NO_COLOR); results to stdout.`;
 
-export function buildProgram(term: Terminal, setExit: (code: number) => void, env: NodeJS.ProcessEnv = process.env): Command {
+export function buildProgram(term: Terminal, setExit: (code: number) => void, env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): Command {
   const program = new Command('offload');
   program
     .description('Client for the offload job queue: upload photos, request reports, watch jobs and queues.')
@@ -65,14 +65,15 @@ export function buildProgram(term: Terminal, setExit: (code: number) => void, en
     .option('--region <region>', 'AWS region for queue commands (env AWS_REGION)')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .configureOutput({
-      writeErr: (s) => process.stderr.write(s),
+      writeOut: (s) => term.streams.stdout.write(s),
+      writeErr: (s) => term.streams.stderr.write(s),
       outputError: (s, write) => write(`offload: ${s.replace(/^error: /, '').trim()}\n`),
     })
     .exitOverride()
     .showSuggestionAfterError(true)
     .addHelpText('after', CONFIG_HELP);
 
-  const context = (cmd: Command): CliContext => CliContext.load(cmd.optsWithGlobals() as GlobalFlags, env, process.cwd(), term);
+  const context = (cmd: Command): CliContext => CliContext.load(cmd.optsWithGlobals() as GlobalFlags, env, cwd, term);
   const run =
     <A extends unknown[]>(fn: (...args: A) => Promise<number>) =>
     async (...args: A) =>
@@ -150,12 +151,28 @@ function parseDlqArgument(value: string) {
   }
 }
 
-/** Runs the CLI; resolves with the exit code (never throws). */
-export async function main(argv: string[] = process.argv, term = new Terminal()): Promise<number> {
+/** Where the CLI runs: its environment and working directory (the process's by default). */
+export interface CliSurroundings {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/**
+ * Runs the CLI; resolves with the exit code (never throws). Output goes through `term` (its
+ * streams: stdout and stderr); `env` and `cwd` stand for the process's, so that the CLI can
+ * run in-process (tests) exactly as it runs as a command.
+ */
+export async function main(argv: string[] = process.argv, term = new Terminal(), where: CliSurroundings = {}): Promise<number> {
   let exitCode = EXIT_OK;
-  const program = buildProgram(term, (code) => {
-    exitCode = code;
-  });
+  const env = where.env ?? process.env;
+  const program = buildProgram(
+    term,
+    (code) => {
+      exitCode = code;
+    },
+    env,
+    where.cwd ?? process.cwd(),
+  );
   try {
     await program.parseAsync(argv);
     return exitCode;
@@ -173,7 +190,7 @@ export async function main(argv: string[] = process.argv, term = new Terminal())
       return EXIT_FAILURE;
     }
     term.error(oneLine(err));
-    if (process.env.OFFLOAD_DEBUG) console.error(err);
+    if (env.OFFLOAD_DEBUG) console.error(err);
     return EXIT_FAILURE;
   }
 }

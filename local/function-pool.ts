@@ -29,6 +29,14 @@ interface Worker {
 
 const RUNNER = path.join(__dirname, 'runner.cjs');
 
+/** An armed crash (see LocalFunction.crashAfterCall). */
+interface CrashHook {
+  call: string;
+  /** True while an invocation carries it (one at a time, so it fires at most once). */
+  carried: boolean;
+  fired: (crash: { pid: number }) => void;
+}
+
 /**
  * A function's warm execution environments: child processes running its bundle, each
  * serving one invocation at a time, reused while warm (as Lambda reuses environments), with
@@ -39,6 +47,7 @@ export class LocalFunction {
   private readonly idle: Worker[] = [];
   private readonly all = new Set<Worker>();
   private stopped = false;
+  private crashHook?: CrashHook;
 
   constructor(
     readonly spec: FunctionSpec,
@@ -53,14 +62,52 @@ export class LocalFunction {
    */
   async invoke(event: unknown, opts: { killAfterMs?: number } = {}): Promise<InvokeOutcome> {
     if (this.stopped) throw new Error(`${this.spec.label} is stopped`);
+    const hook = this.crashHook && !this.crashHook.carried ? this.crashHook : undefined;
+    if (!hook) return (await this.run(event, opts)).outcome;
+    hook.carried = true;
+    try {
+      const { outcome, pid, signal } = await this.run(event, opts, hook.call);
+      if (!outcome.ok && outcome.kind === 'crash' && signal === 'SIGKILL' && !this.stopped) {
+        this.crashHook = undefined;
+        hook.fired({ pid });
+      }
+      return outcome;
+    } finally {
+      hook.carried = false;
+    }
+  }
+
+  /**
+   * Test hook (local runtime only, never in handler code): a one-shot crash at a chosen
+   * point. The next invocation of this function that makes the AWS API call `call` (its
+   * X-Amz-Target, e.g. `DynamoDB_20120810.UpdateItem`) has its execution environment
+   * SIGKILLed the moment the response to that call arrives: the call took effect, and
+   * nothing after it in that invocation runs (the invocation ends as a crash, like a process
+   * dying there). One invocation carries the hook at a time, so it fires once; invocations
+   * that do not make the call leave it armed. Resolves with the killed environment's pid.
+   */
+  crashAfterCall(call: string): Promise<{ pid: number }> {
+    if (this.crashHook) throw new Error(`${this.spec.label}: a crash is already armed`);
+    return new Promise((fired) => {
+      this.crashHook = { call, carried: false, fired };
+    });
+  }
+
+  private async run(
+    event: unknown,
+    opts: { killAfterMs?: number },
+    crashAfterCall?: string,
+  ): Promise<{ outcome: InvokeOutcome; pid: number; signal?: string | null }> {
     const worker = this.idle.pop() ?? this.spawn();
+    const pid = worker.child.pid!;
+    let signal: string | null | undefined;
     worker.busy = true;
     const started = Date.now();
     try {
       await worker.ready;
     } catch (err) {
       this.discard(worker);
-      return { ok: false, kind: 'crash', error: { errorType: 'Runtime.Init', errorMessage: (err as Error).message }, ms: Date.now() - started };
+      return { outcome: { ok: false, kind: 'crash', error: { errorType: 'Runtime.Init', errorMessage: (err as Error).message }, ms: Date.now() - started }, pid };
     }
     const id = randomUUID();
     const timeoutMs = this.spec.timeoutSeconds * 1000;
@@ -79,13 +126,15 @@ export class LocalFunction {
         if (msg.error) finish({ ok: false, kind: 'error', error: msg.error, ms: Date.now() - started });
         else finish({ ok: true, result: msg.result, ms: Date.now() - started });
       };
-      const onExit = (code: number | null, signal: string | null) =>
+      const onExit = (code: number | null, exitSignal: string | null) => {
+        signal = exitSignal;
         finish({
           ok: false,
           kind: 'crash',
-          error: { errorType: 'Runtime.ExitError', errorMessage: `the runtime exited (code ${code}, signal ${signal})` },
+          error: { errorType: 'Runtime.ExitError', errorMessage: `the runtime exited (code ${code}, signal ${exitSignal})` },
           ms: Date.now() - started,
         });
+      };
       const timedOut = (why: string) => {
         worker.child.off('exit', onExit);
         worker.child.kill('SIGKILL');
@@ -100,6 +149,7 @@ export class LocalFunction {
         type: 'invoke',
         id,
         event,
+        ...(crashAfterCall !== undefined ? { crashAfterCall } : {}),
         context: {
           awsRequestId: id,
           functionName: this.spec.functionName,
@@ -119,7 +169,7 @@ export class LocalFunction {
     } else {
       this.discard(worker);
     }
-    return outcome;
+    return { outcome, pid, signal };
   }
 
   /** Number of environments currently running an invocation. */

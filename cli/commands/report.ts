@@ -91,7 +91,7 @@ export async function report(ctx: CliContext, opts: ReportOptions): Promise<numb
 
   const files: string[] = [];
   if (opts.out) {
-    const dir = path.resolve(opts.out);
+    const dir = path.resolve(ctx.cwd, opts.out);
     for (const output of job.outputs) {
       const file = path.join(dir, reportFileName(from, to, output.format));
       try {

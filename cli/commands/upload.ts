@@ -54,7 +54,7 @@ const describeError = (err: unknown): string => (err instanceof ApiError ? `${er
  */
 export async function upload(ctx: CliContext, args: string[], opts: UploadOptions): Promise<number> {
   const { term } = ctx;
-  const { files, errors } = expandInputs(args, process.cwd());
+  const { files, errors } = expandInputs(args, ctx.cwd);
   for (const e of errors) term.error(e);
   if (files.length === 0) return EXIT_FAILURE;
 
@@ -77,13 +77,13 @@ export async function upload(ctx: CliContext, args: string[], opts: UploadOption
     const result: FileResult = { file };
     let line: ProgressLine | undefined;
     try {
-      const { size } = await fs.promises.stat(file);
+      const { size } = await fs.promises.stat(path.resolve(ctx.cwd, file));
       line = progress.add(file, { total: size, unit: 'bytes', status: 'starting' });
       const created = await client.createUpload({ filename: path.basename(file), contentType: contentTypeFor(file), size });
       result.jobId = created.jobId;
       lines.set(created.jobId, line);
       line.status('uploading');
-      await putFile(created.uploadUrl, created.headers, file, (sent) => line!.update(sent));
+      await putFile(created.uploadUrl, created.headers, path.resolve(ctx.cwd, file), (sent) => line!.update(sent));
       line.update(size);
       line.status(opts.wait ? 'uploaded, waiting' : `uploaded as job ${created.jobId}`);
       // Watched in the background: the upload slot is free for the next file at once.

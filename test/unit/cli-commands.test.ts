@@ -5,11 +5,15 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../cli/main';
+import { Terminal } from '../../cli/output';
 
 /**
- * The CLI as a process against a fake API on loopback (no AWS, no emulator): exit codes,
- * one-line errors on stderr, clean JSON on stdout, the presigned PUT with exactly the
- * returned headers, list paging, report downloads.
+ * The CLI against a fake API on loopback (no AWS, no emulator): exit codes, one-line errors
+ * on stderr, clean JSON on stdout, the presigned PUT with exactly the returned headers, list
+ * paging, report downloads. The CLI runs in-process (its main, with this test's stdout,
+ * stderr, environment and working directory); two runs of bin/offload.js as a real process
+ * check that the command hands main's output and exit code on.
  */
 const BIN = path.resolve(__dirname, '..', '..', 'bin', 'offload.js');
 const KEY = 'test-key';
@@ -142,18 +146,48 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment the CLI sees: the fake API's URL and key, and nothing of this process's. */
+const cliEnv = (env: Record<string, string>): NodeJS.ProcessEnv => ({ HOME: dir, OFFLOAD_API_URL: `${base}prod`, OFFLOAD_API_KEY: KEY, ...env });
+
+/** `offload ...args`, in-process: main with captured stdout and stderr (not terminals), in `dir`. */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const out = { stdout: '', stderr: '' };
+  const stream = (name: 'stdout' | 'stderr') => ({ isTTY: false, write: (s: string) => ((out[name] += s), true) });
+  const e = cliEnv(env);
+  const code = await main(['node', 'offload', ...args], new Terminal({ stdout: stream('stdout'), stderr: stream('stderr'), env: e }), { env: e, cwd: dir });
+  return { code, ...out };
+}
+
+/** `node bin/offload.js ...args` as a separate process. */
+function spawnCli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: dir, env: { PATH: process.env.PATH, HOME: dir, OFFLOAD_API_URL: `${base}prod`, OFFLOAD_API_KEY: KEY, ...env } },
-      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(process.execPath, [BIN, ...args], { cwd: dir, env: { PATH: process.env.PATH, ...cliEnv(env) } }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
 
-describe('offload as a process', () => {
+describe('bin/offload.js as a process', () => {
+  it('exits with 0 after --help (usage on stdout), with 2 and one stderr line after a usage error', async () => {
+    const help = await spawnCli(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/Usage: offload/);
+    expect(help.stderr).toBe('');
+    const usage = await spawnCli(['jobs', '--limit', 'x']);
+    expect(usage.code).toBe(2);
+    expect(usage.stdout).toBe('');
+    expect(usage.stderr.trim().split('\n')).toHaveLength(1);
+    expect(usage.stderr).toMatch(/^offload: /);
+  });
+});
+
+describe('offload (in-process)', () => {
   it('--help and --version exit 0', async () => {
     const help = await cli(['--help']);
     expect(help.code).toBe(0);

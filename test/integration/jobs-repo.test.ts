@@ -19,6 +19,12 @@ let doc: DynamoDBDocumentClient;
 let table: string;
 let repo: JobsRepo;
 let published: JobRecord[];
+/**
+ * The repository's clock, injected: lease expiry is a matter of moving it on, not of waiting.
+ * It starts at the wall clock (runJob's own age check for a finished job reads Date.now()).
+ */
+let clock: number;
+const advance = (ms: number) => void (clock += ms);
 const notifier = { publish: async (job: JobRecord) => void published.push(job) } as unknown as Notifier;
 const logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 let seq = 0;
@@ -47,7 +53,8 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  repo = new JobsRepo(doc, table, 'byTypeCreatedAt', 90);
+  clock = Date.now();
+  repo = new JobsRepo(doc, table, 'byTypeCreatedAt', 90, () => new Date(clock));
   published = [];
 });
 
@@ -58,7 +65,7 @@ describe('JobsRepo', () => {
     expect(await repo.create({ jobId, type: 'thumbnail', status: 'queued' })).toBeUndefined();
     const job = await repo.get(jobId);
     expect(job?.status).toBe('awaiting_upload');
-    expect(job?.expiresAt).toBeGreaterThan(Date.now() / 1000 + 89 * 86400);
+    expect(job?.expiresAt).toBeGreaterThan(clock / 1000 + 89 * 86400);
   });
 
   it('lets one invocation hold a job; another claims it only after the lease ran out', async () => {
@@ -73,7 +80,7 @@ describe('JobsRepo', () => {
     const expiring = id();
     await repo.create({ jobId: expiring, type: 'thumbnail', status: 'queued' });
     await repo.claim(expiring, 'a#1', 1);
-    await new Promise((r) => setTimeout(r, 20));
+    advance(20);
     const takeover = await repo.claim(expiring, 'a#2', 60_000);
     expect(takeover).toMatchObject({ claimed: true, job: { attempts: 2, leaseOwner: 'a#2' } });
   });
@@ -82,6 +89,7 @@ describe('JobsRepo', () => {
     const jobId = id();
     await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
     const { job: claimed } = (await repo.claim(jobId, 'm#1', 60_000)) as { job: JobRecord };
+    advance(1234);
     expect(await repo.finish(jobId, 'someone-else', { status: 'succeeded' })).toBeUndefined();
     const done = await repo.finish(jobId, 'm#1', {
       startedAt: claimed.startedAt,
@@ -95,6 +103,7 @@ describe('JobsRepo', () => {
     expect(await repo.finish(jobId, 'm#1', { status: 'failed' })).toBeUndefined();
     // processingMs is written with the terminal state, in the same update: completedAt - startedAt.
     expect(done?.processingMs).toBe(Date.parse(done!.completedAt!) - Date.parse(claimed.startedAt!));
+    expect(done?.processingMs).toBe(1234);
     expect((await repo.get(jobId))?.processingMs).toBe(done?.processingMs);
     expect(await repo.claim(jobId, 'm#2', 60_000)).toMatchObject({ claimed: false, job: { status: 'succeeded' } });
   });
@@ -194,11 +203,13 @@ describe('runJob', () => {
   it('re-sends a notification only when the finisher died before sending it', async () => {
     const jobId = id();
     await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
+    // It finished 30 ms ago (by the repository's clock, which wrote completedAt).
+    advance(-30);
     await repo.claim(jobId, 'dead#1', 1);
     await repo.finish(jobId, 'dead#1', { status: 'succeeded' });
-    // Just finished: its notification may be in flight.
+    // Just finished (30 ms ago, within a lease of 60 s): its notification may be in flight.
     await expect(runJob(deps(), { ...opts(jobId, 2), leaseMs: 60_000 }, async () => ({ outputs: [] }))).rejects.toBeInstanceOf(RetryLaterError);
-    await new Promise((r) => setTimeout(r, 30));
+    // Finished longer ago than a lease of 10 ms: the finisher died before notifying.
     expect(await runJob(deps(), { ...opts(jobId, 2), leaseMs: 10 }, async () => ({ outputs: [] }))).toBe('duplicate');
     expect(published).toHaveLength(1);
     await notify({ repo, notifier }, (await repo.get(jobId))!).catch(() => undefined);
@@ -210,15 +221,15 @@ describe('sweeper queries', () => {
     const jobId = id();
     await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
     const { job } = (await repo.claim(jobId, 'dying#3', 1)) as { job: JobRecord };
-    await new Promise((r) => setTimeout(r, 20));
+    advance(20);
     const expired: string[] = [];
-    for await (const l of repo.expiredLeases(Date.now())) expired.push(l.jobId);
+    for await (const l of repo.expiredLeases(clock)) expired.push(l.jobId);
     expect(expired).toContain(jobId);
     const failed = await repo.abandon(jobId, job.leaseUntil!, { code: 'retries_exhausted', message: 'worker died' });
     expect(failed).toMatchObject({ status: 'failed', error: { code: 'retries_exhausted' } });
     expect(await repo.abandon(jobId, job.leaseUntil!, { code: 'retries_exhausted', message: 'again' })).toBeUndefined();
     const after: string[] = [];
-    for await (const l of repo.expiredLeases(Date.now())) after.push(l.jobId);
+    for await (const l of repo.expiredLeases(clock)) after.push(l.jobId);
     expect(after).not.toContain(jobId);
   });
 
@@ -265,7 +276,7 @@ describe('sweeper queries', () => {
     const jobId = id();
     await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
     const { job } = (await repo.claim(jobId, 'old#1', 1)) as { job: JobRecord };
-    await new Promise((r) => setTimeout(r, 20));
+    advance(20);
     await repo.claim(jobId, 'new#2', 60_000);
     expect(await repo.abandon(jobId, job.leaseUntil!, { code: 'retries_exhausted', message: 'x' })).toBeUndefined();
     expect((await repo.get(jobId))?.status).toBe('processing');

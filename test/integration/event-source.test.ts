@@ -56,14 +56,6 @@ async function counts(url: string) {
   return { visible: Number(a.ApproximateNumberOfMessages), inFlight: Number(a.ApproximateNumberOfMessagesNotVisible) };
 }
 
-async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const ok = (result: unknown) => ({ ok: true as const, result, ms: 1 });
 
 describe('SqsEventSource', () => {
@@ -82,9 +74,11 @@ describe('SqsEventSource', () => {
     };
     const source = new SqsEventSource(sqs, config(q, { maxConcurrency: 2, batchingWindowSeconds: 1 }), invoke, { waitTimeSeconds: 1 });
     source.start();
-    await until(() => source.stats.deleted >= 2, 10_000, 'two deletes');
+    await expect.poll(() => source.stats.deleted, { timeout: 10_000, message: 'two deletes' }).toBeGreaterThanOrEqual(2);
     // The failed one comes back after the visibility timeout, received a second time.
-    await until(() => events.some((e) => e.Records.some((r) => r.body === 'bad' && r.attributes.ApproximateReceiveCount === '2')), 15_000, 'redelivery');
+    await expect
+      .poll(() => events.some((e) => e.Records.some((r) => r.body === 'bad' && r.attributes.ApproximateReceiveCount === '2')), { timeout: 15_000, message: 'redelivery' })
+      .toBe(true);
     await source.stop();
 
     const first = events[0].Records[0];
@@ -112,7 +106,7 @@ describe('SqsEventSource', () => {
     };
     const source = new SqsEventSource(sqs, config(q), invoke, { waitTimeSeconds: 1 });
     source.start();
-    await until(async () => (await counts(q.dlqUrl)).visible === 1, 20_000, 'the DLQ');
+    await expect.poll(async () => (await counts(q.dlqUrl)).visible, { timeout: 20_000, message: 'the DLQ' }).toBe(1);
     await source.stop();
     expect(calls).toBe(2);
     const dead = await sqs.send(new ReceiveMessageCommand({ QueueUrl: q.dlqUrl, WaitTimeSeconds: 1 }));
@@ -124,7 +118,7 @@ describe('SqsEventSource', () => {
     await sqs.send(new SendMessageCommand({ QueueUrl: q.url, MessageBody: 'x' }));
     const source = new SqsEventSource(sqs, config(q), async () => ok({ batchItemFailures: [{ itemIdentifier: 'not-in-batch' }] }), { waitTimeSeconds: 1 });
     source.start();
-    await until(() => source.stats.invocations === 1, 10_000, 'an invocation');
+    await expect.poll(() => source.stats.invocations, { timeout: 10_000, message: 'an invocation' }).toBe(1);
     await source.stop();
     expect(source.stats.deleted).toBe(0);
     expect(await counts(q.url)).toEqual({ visible: 0, inFlight: 1 });
@@ -137,25 +131,37 @@ describe('SqsEventSource', () => {
     }
     let running = 0;
     let peak = 0;
-    const invoke: Invoke = async () => {
+    const sizes: number[] = [];
+    // Every batch is held until released: with 40 messages waiting, the pollers fill all
+    // maxConcurrency slots whatever the scheduling, and a poller beyond the cap would show.
+    let open = false;
+    const held: Array<() => void> = [];
+    const invoke: Invoke = async (event) => {
       running++;
       peak = Math.max(peak, running);
-      await new Promise((r) => setTimeout(r, 150));
+      sizes.push(event.Records.length);
+      if (!open) await new Promise<void>((r) => held.push(r));
       running--;
       return ok(null);
     };
     const source = new SqsEventSource(sqs, config(q, { batchSize: 2, maxConcurrency: 3 }), invoke, { waitTimeSeconds: 1 });
     source.start();
-    await until(() => source.stats.deleted === 40, 30_000, 'all 40 messages');
+    await expect.poll(() => held.length, { timeout: 30_000, message: 'maxConcurrency batches running at once' }).toBe(3);
+    open = true;
+    held.splice(0).forEach((release) => release());
+    await expect.poll(() => source.stats.deleted, { timeout: 30_000, message: 'all 40 messages' }).toBe(40);
     await source.stop();
     expect(peak).toBe(3);
     expect(source.stats.maxConcurrent).toBe(3);
-    expect(source.stats.invocations).toBe(20);
+    // Each message in exactly one batch of at most batchSize (how many one receive returns is SQS's choice).
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(40);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(2);
+    expect(source.stats.invocations).toBe(sizes.length);
   });
 
   it('fails the batch when the function times out (the environment is killed)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offload-fn-'));
-    fs.writeFileSync(path.join(dir, 'index.js'), 'exports.handler = async (e) => { if (e.Records[0].body === "slow") await new Promise(r => setTimeout(r, 5000)); return { pid: process.pid }; };');
+    fs.writeFileSync(path.join(dir, 'index.js'), 'exports.handler = async (e) => { if (e.Records[0].body === "slow") await new Promise(() => undefined); return { pid: process.pid }; };');
     const fn = new LocalFunction(
       { label: 'slow', functionName: 'slow', functionArn: 'arn:aws:lambda:us-east-1:1:function:slow', bundleDir: dir, handler: 'index.handler', timeoutSeconds: 1, memoryMb: 128, environment: {} },
       {},
@@ -170,7 +176,7 @@ describe('SqsEventSource', () => {
       return out;
     }, { waitTimeSeconds: 1 });
     source.start();
-    await until(() => outcomes.length === 1, 10_000, 'the timeout');
+    await expect.poll(() => outcomes.length, { timeout: 10_000, message: 'the timeout' }).toBe(1);
     await source.stop();
     expect(outcomes).toEqual(['timeout']);
     expect(source.stats.deleted).toBe(0);
@@ -186,7 +192,7 @@ describe('SqsEventSource', () => {
     let ran = 0;
     const throwing = new SqsEventSource(sqs, config(q), async () => ((ran++), ok(null)), { waitTimeSeconds: 1, faults: parseFaults('throw=1') });
     throwing.start();
-    await until(() => throwing.stats.invocations === 1, 10_000, 'a throw');
+    await expect.poll(() => throwing.stats.invocations, { timeout: 10_000, message: 'a throw' }).toBe(1);
     await throwing.stop();
     expect([ran, throwing.stats.deleted, throwing.stats.faults.throw]).toEqual([0, 0, 1]);
 
@@ -194,7 +200,7 @@ describe('SqsEventSource', () => {
     await sqs.send(new SendMessageCommand({ QueueUrl: q2.url, MessageBody: 'b' }));
     const losing = new SqsEventSource(sqs, config(q2), async () => ((ran++), ok(null)), { waitTimeSeconds: 1, faults: parseFaults('lose-ack=1') });
     losing.start();
-    await until(() => losing.stats.invocations === 1, 10_000, 'a lost ack');
+    await expect.poll(() => losing.stats.invocations, { timeout: 10_000, message: 'a lost ack' }).toBe(1);
     await losing.stop();
     expect([ran, losing.stats.deleted]).toEqual([1, 0]);
     expect(await counts(q2.url)).toEqual({ visible: 0, inFlight: 1 });
