@@ -1,20 +1,7 @@
-import type { JobError, JobOutput, JobStatus, JobType, ReportParams } from '../lambda/shared/model';
+import type { JobView } from '../lambda/shared/model';
 
-/** A job as `GET /jobs/{jobId}` returns it. */
-export interface Job {
-  jobId: string;
-  type: JobType;
-  status: JobStatus;
-  createdAt: string;
-  updatedAt: string;
-  attempts: number;
-  outputs: JobOutput[];
-  input?: { filename: string; contentType?: string; bytes?: number; width?: number; height?: number };
-  params?: ReportParams;
-  progress?: { done: number; total?: number };
-  completedAt?: string;
-  error?: JobError;
-}
+/** A job as `GET /jobs/{jobId}` returns it: the API's own view type. */
+export type Job = JobView;
 
 export interface PresignedUpload {
   jobId: string;

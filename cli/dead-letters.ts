@@ -1,34 +1,47 @@
+import { isJobId, queueOutputKeys } from '../lambda/shared/contract';
 import { parseUploadEvents } from '../lambda/shared/s3-event';
+import { UsageError } from './errors';
 
-export type DlqName = 'thumbnails' | 'reports';
-export const DLQ_NAMES: readonly DlqName[] = ['thumbnails', 'reports'];
+/** The stack output that lists the deployed job types (the registry, as deployed). */
+export const JOB_TYPES_OUTPUT = 'JobTypes';
 
-/** The stack outputs of each queue pair. */
-export const QUEUE_OUTPUTS: Record<DlqName, { queue: string; dlq: string }> = {
-  thumbnails: { queue: 'ThumbnailQueueUrl', dlq: 'ThumbnailDlqUrl' },
-  reports: { queue: 'ReportQueueUrl', dlq: 'ReportDlqUrl' },
-};
+export const typesFromOutputs = (outputs: Record<string, string>): string[] =>
+  (outputs[JOB_TYPES_OUTPUT] ?? '').split(',').map((t) => t.trim()).filter(Boolean);
+
+/** The stack outputs of each type's queue pair. */
+export const queueOutputs = (type: string): { queue: string; dlq: string } => queueOutputKeys(type);
+
+/** A queue argument: a deployed type's name (a plural such as `thumbnails` is accepted too). */
+export function parseTypeName(value: string, types: readonly string[]): string {
+  if (types.includes(value)) return value;
+  if (value.endsWith('s') && types.includes(value.slice(0, -1))) return value.slice(0, -1);
+  throw new UsageError(`unknown job type ${JSON.stringify(value)}: the stack runs ${types.join(', ') || 'no types'}`);
+}
 
 export interface DeadLetterJobs {
   /** Job ids the message is about (an S3 event can hold several records). */
   jobIds: string[];
-  /** What the body is: `s3-event`, `s3-test-event`, `report`, or `unrecognized`. */
-  kind: 's3-event' | 's3-test-event' | 'report' | 'unrecognized';
+  /** What the body is: an upload's `s3-event`, S3's `s3-test-event`, a `job-message` ({ jobId }), or `unrecognized`. */
+  kind: 's3-event' | 's3-test-event' | 'job-message' | 'unrecognized';
   /** Why the body was not understood (the same reason the worker failed it, for poison messages). */
   problem?: string;
 }
 
-const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 /**
- * The job ids a dead letter is about, from its body:
- * - thumbnails: an S3 event notification, keys `uploads/{jobId}/{filename}` (objects another
- *   tool put get the stable id the worker derives from key and version);
- * - reports: `{ jobId, params }` as the API sends it.
+ * The job ids a dead letter is about, from its body, whatever its type: an upload's S3
+ * event notification (keys `uploads/{jobId}/{filename}`; objects another tool put get the
+ * stable id the worker derives from key and version), or the platform's `{ jobId }`.
  * Never throws: a body nobody understands is `unrecognized`, with the reason.
  */
-export function jobIdsFromDeadLetter(queue: DlqName, body: string): DeadLetterJobs {
-  if (queue === 'thumbnails') {
+export function jobIdsFromDeadLetter(body: string): DeadLetterJobs {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { jobIds: [], kind: 'unrecognized', problem: 'message body is not JSON' };
+  }
+  const record = json as { jobId?: unknown; Records?: unknown; Event?: unknown } | null;
+  if (record && (record.Records !== undefined || record.Event !== undefined)) {
     try {
       const events = parseUploadEvents(body);
       if (events.length === 0) return { jobIds: [], kind: 's3-test-event', problem: 'no ObjectCreated record under uploads/' };
@@ -37,13 +50,6 @@ export function jobIdsFromDeadLetter(queue: DlqName, body: string): DeadLetterJo
       return { jobIds: [], kind: 'unrecognized', problem: (err as Error).message };
     }
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    return { jobIds: [], kind: 'unrecognized', problem: 'message body is not JSON' };
-  }
-  const jobId = (json as { jobId?: unknown } | null)?.jobId;
-  if (typeof jobId === 'string' && JOB_ID.test(jobId)) return { jobIds: [jobId], kind: 'report' };
-  return { jobIds: [], kind: 'unrecognized', problem: 'message body has no jobId' };
+  if (isJobId(record?.jobId)) return { jobIds: [record.jobId], kind: 'job-message' };
+  return { jobIds: [], kind: 'unrecognized', problem: 'message body names no job id' };
 }

@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { JOB_STATUSES, JOB_TYPES } from '../lambda/shared/model';
+import { JOB_STATUSES } from '../lambda/shared/contract';
 import { ApiError } from './api-client';
 import type { GlobalFlags } from './config';
 import { CliContext } from './context';
-import { dlq, parseDlqName } from './commands/dlq';
+import { dlq } from './commands/dlq';
 import { jobs } from './commands/jobs';
 import { queues } from './commands/queues';
 import { report } from './commands/report';
@@ -100,7 +100,7 @@ export function buildProgram(term: Terminal, setExit: (code: number) => void, en
   program
     .command('jobs')
     .description('list jobs, newest first')
-    .addOption(new Option('--type <type>', 'only this job type').choices(JOB_TYPES))
+    .option('--type <type>', 'only this job type (the API names the known ones)')
     .addOption(new Option('--status <status>', 'only this status').choices(JOB_STATUSES))
     .option('-n, --limit <n>', 'how many jobs to show (pages are followed)', positiveInt(10_000), 20)
     .option('--json', 'print the jobs as a JSON array')
@@ -128,7 +128,7 @@ export function buildProgram(term: Terminal, setExit: (code: number) => void, en
   program
     .command('dlq')
     .description('list the dead letters of a queue with their jobs and last errors, or move them back (--redrive)')
-    .argument('<queue>', 'thumbnails or reports', parseDlqArgument)
+    .argument('<type>', 'a deployed job type (offload queues lists them), e.g. thumbnail or report')
     .option('--peek <n>', 'how many messages to look at (they stay in the DLQ)', positiveInt(1000), 10)
     .option('--redrive', 'move every dead letter back to its source queue')
     .option('--json', 'print JSON')
@@ -136,19 +136,11 @@ export function buildProgram(term: Terminal, setExit: (code: number) => void, en
       'after',
       '\nListing only peeks: messages are hidden for a moment and made visible again at once.\n' +
         '--redrive uses SQS StartMessageMoveTask; where the endpoint lacks it (moto), each message is\n' +
-        'sent to the source queue and only then deleted from the DLQ.\n\nExamples:\n  offload dlq thumbnails\n  offload dlq reports --redrive',
+        'sent to the source queue and only then deleted from the DLQ.\n\nExamples:\n  offload dlq thumbnail\n  offload dlq report --redrive',
     )
-    .action(run((queue: ReturnType<typeof parseDlqName>, opts, cmd: Command) => dlq(context(cmd), queue, opts)));
+    .action(run((type: string, opts, cmd: Command) => dlq(context(cmd), type, opts)));
 
   return program;
-}
-
-function parseDlqArgument(value: string) {
-  try {
-    return parseDlqName(value);
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message);
-  }
 }
 
 /** Where the CLI runs: its environment and working directory (the process's by default). */

@@ -12,8 +12,8 @@ import {
 import { ApiError, type ApiClient } from '../api-client';
 import { sleep } from '../concurrency';
 import { awsErrorMessage, awsFailure, type CliContext } from '../context';
-import { QUEUE_OUTPUTS, jobIdsFromDeadLetter, type DeadLetterJobs, type DlqName } from '../dead-letters';
-import { CliError, EXIT_FAILURE, EXIT_OK, UsageError, oneLine } from '../errors';
+import { JOB_TYPES_OUTPUT, jobIdsFromDeadLetter, parseTypeName, queueOutputs, typesFromOutputs, type DeadLetterJobs } from '../dead-letters';
+import { CliError, EXIT_FAILURE, EXIT_OK, oneLine } from '../errors';
 import { formatTable, formatTime, truncate } from '../output';
 import { isUnsupportedOperation, queueCounts, releaseMessages, sendableAttributes } from '../sqs';
 
@@ -46,14 +46,13 @@ const PEEK_VISIBILITY_SECONDS = 30;
 /** Safety stop for the manual redrive loop. */
 const MAX_MANUAL_MOVES = 10_000;
 
-function queueUrls(outputs: Record<string, string>, name: DlqName) {
-  return { dlqUrl: outputs[QUEUE_OUTPUTS[name].dlq], sourceUrl: outputs[QUEUE_OUTPUTS[name].queue] };
-}
-
-/** `offload dlq <thumbnails|reports>`: list dead letters, or `--redrive` them to their source queue. */
-export async function dlq(ctx: CliContext, name: DlqName, opts: DlqOptions): Promise<number> {
-  const outputs = await ctx.stackOutputs([QUEUE_OUTPUTS[name].dlq, QUEUE_OUTPUTS[name].queue]);
-  const { dlqUrl, sourceUrl } = queueUrls(outputs, name);
+/** `offload dlq <type>`: list a job type's dead letters, or `--redrive` them to its queue. */
+export async function dlq(ctx: CliContext, typeArg: string, opts: DlqOptions): Promise<number> {
+  const name = parseTypeName(typeArg, typesFromOutputs(await ctx.stackOutputs([JOB_TYPES_OUTPUT])));
+  const keys = queueOutputs(name);
+  const outputs = await ctx.stackOutputs([keys.dlq, keys.queue]);
+  const dlqUrl = outputs[keys.dlq];
+  const sourceUrl = outputs[keys.queue];
   const sqs = new SQSClient(ctx.aws());
   try {
     return opts.redrive ? await redrive(ctx, sqs, name, dlqUrl, sourceUrl, opts) : await list(ctx, sqs, name, dlqUrl, sourceUrl, opts);
@@ -112,7 +111,7 @@ async function lookUpJobs(ctx: CliContext, jobIds: string[]): Promise<Map<string
   return found;
 }
 
-async function list(ctx: CliContext, sqs: SQSClient, name: DlqName, dlqUrl: string, sourceUrl: string, opts: DlqOptions): Promise<number> {
+async function list(ctx: CliContext, sqs: SQSClient, name: string, dlqUrl: string, sourceUrl: string, opts: DlqOptions): Promise<number> {
   const { term } = ctx;
   let counts: Awaited<ReturnType<typeof queueCounts>>;
   let messages: Message[];
@@ -123,7 +122,7 @@ async function list(ctx: CliContext, sqs: SQSClient, name: DlqName, dlqUrl: stri
     throw awsFailure(`cannot read the ${name} DLQ (${dlqUrl})`, err);
   }
   const letters = messages.map((m) => {
-    const parsed = jobIdsFromDeadLetter(name, m.Body ?? '');
+    const parsed = jobIdsFromDeadLetter(m.Body ?? '');
     const sent = Number(m.Attributes?.SentTimestamp);
     const letter: DeadLetter = {
       messageId: m.MessageId!,
@@ -174,7 +173,7 @@ async function list(ctx: CliContext, sqs: SQSClient, name: DlqName, dlqUrl: stri
 }
 
 export interface RedriveResult {
-  queue: DlqName;
+  queue: string;
   method: 'StartMessageMoveTask' | 'manual';
   moved: number;
   /** Messages sent back but not deleted from the DLQ (they are now in both queues). */
@@ -187,7 +186,7 @@ export interface RedriveResult {
   error?: string;
 }
 
-async function redrive(ctx: CliContext, sqs: SQSClient, name: DlqName, dlqUrl: string, sourceUrl: string, opts: DlqOptions): Promise<number> {
+async function redrive(ctx: CliContext, sqs: SQSClient, name: string, dlqUrl: string, sourceUrl: string, opts: DlqOptions): Promise<number> {
   const { term } = ctx;
   let arn: string | undefined;
   try {
@@ -225,7 +224,7 @@ async function redrive(ctx: CliContext, sqs: SQSClient, name: DlqName, dlqUrl: s
  */
 export async function startMoveTask(
   sqs: Pick<SQSClient, 'send'>,
-  name: DlqName,
+  name: string,
   arn: string,
   log: (line: string) => void,
   opts: { waitMs?: number; pollMs?: number } = {},
@@ -264,7 +263,7 @@ export async function startMoveTask(
  */
 export async function manualMove(
   sqs: Pick<SQSClient, 'send'>,
-  name: DlqName,
+  name: string,
   dlqUrl: string,
   sourceUrl: string,
   opts: { retryDelayMs?: number } = {},
@@ -328,11 +327,4 @@ export async function manualMove(
     }
   }
   return result;
-}
-
-/** Validates the queue argument. */
-export function parseDlqName(value: string): DlqName {
-  if (value === 'thumbnails' || value === 'reports') return value;
-  if (value === 'thumbnail' || value === 'report') return `${value}s` as DlqName;
-  throw new UsageError(`unknown queue ${JSON.stringify(value)}: use thumbnails or reports`);
 }

@@ -1,13 +1,13 @@
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { awsErrorMessage, awsFailure, type CliContext } from '../context';
-import { DLQ_NAMES, QUEUE_OUTPUTS } from '../dead-letters';
+import { JOB_TYPES_OUTPUT, queueOutputs, typesFromOutputs } from '../dead-letters';
 import { EXIT_OK } from '../errors';
 import { formatDuration, formatTable } from '../output';
 import { oldestAgesFromCloudWatch, peekOldestAge, queueCounts, queueNameFromUrl } from '../sqs';
 
 export interface QueueRow {
-  /** `thumbnails`, `thumbnails-dlq`, `reports`, `reports-dlq`. */
+  /** Each deployed type's queue and DLQ: `thumbnail`, `thumbnail-dlq`, `report`, `report-dlq`, ... */
   name: string;
   url: string;
   visible: number;
@@ -22,9 +22,6 @@ export interface QueueRow {
    */
   oldestAgeSource: 'cloudwatch' | 'peek' | null;
 }
-
-/** The queue commands' stack outputs. */
-export const QUEUE_OUTPUT_KEYS = DLQ_NAMES.flatMap((n) => [QUEUE_OUTPUTS[n].queue, QUEUE_OUTPUTS[n].dlq]);
 
 /**
  * `offload queues`: depth, in-flight, delayed and oldest-message age of both job queues and
@@ -41,13 +38,14 @@ export const QUEUE_OUTPUT_KEYS = DLQ_NAMES.flatMap((n) => [QUEUE_OUTPUTS[n].queu
  */
 export async function queues(ctx: CliContext, opts: { json?: boolean }): Promise<number> {
   const { term } = ctx;
-  const outputs = await ctx.stackOutputs(QUEUE_OUTPUT_KEYS);
+  const types = typesFromOutputs(await ctx.stackOutputs([JOB_TYPES_OUTPUT]));
+  const outputs = await ctx.stackOutputs(types.flatMap((n) => [queueOutputs(n).queue, queueOutputs(n).dlq]));
   const sqs = new SQSClient(ctx.aws());
   const cw = new CloudWatchClient(ctx.aws());
   try {
-    const targets = DLQ_NAMES.flatMap((n) => [
-      { name: n, url: outputs[QUEUE_OUTPUTS[n].queue], dlq: false },
-      { name: `${n}-dlq`, url: outputs[QUEUE_OUTPUTS[n].dlq], dlq: true },
+    const targets = types.flatMap((n) => [
+      { name: n, url: outputs[queueOutputs(n).queue], dlq: false },
+      { name: `${n}-dlq`, url: outputs[queueOutputs(n).dlq], dlq: true },
     ]);
     const [counts, ages] = await Promise.all([
       Promise.all(

@@ -4,7 +4,7 @@ import { HttpError } from '../shared/errors';
 import { errorResponse, type ApiRequest, type ApiResponse } from '../shared/http';
 import { resultsPrefixOf, type AnyJobType, type CoreSettings, type TypeRoute, type TypeRouteContext } from '../shared/job-type';
 import { InvalidCursorError, type JobsRepo } from '../shared/jobs-repo';
-import type { JobMessage, JobOutput, JobRecord } from '../shared/model';
+import type { JobMessage, JobOutput, JobRecord, JobView } from '../shared/model';
 import { describeIssues, ListJobsQuery, normalizeContentType, parseJsonBody, SubmitRequest } from '../shared/schemas';
 
 export type { ApiRequest, ApiResponse } from '../shared/http';
@@ -188,7 +188,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
   }
 
   /** The job as clients see it: every type alike, plus the type's own extra fields. */
-  async function view(job: JobRecord): Promise<Record<string, unknown>> {
+  async function view(job: JobRecord): Promise<JobView> {
     const def = byName.get(job.type)?.definition;
     const ttl = settings.presignTtlSeconds;
     const prefix = def ? resultsPrefixOf(def) : '';
@@ -200,7 +200,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
     );
     const input: Record<string, unknown> = { ...(job.input ?? {}) };
     for (const hidden of def?.hiddenInputKeys ?? []) delete input[hidden];
-    const base: Record<string, unknown> = {
+    const base: JobView = {
       jobId: job.jobId,
       type: job.type,
       status: job.status,
@@ -213,7 +213,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
     if (job.progress) base.progress = job.progress;
     if (job.completedAt) base.completedAt = job.completedAt;
     if (job.error) base.error = job.error;
-    return { ...base, ...def?.view?.(job) };
+    return { ...base, ...(def?.view?.(job) as Partial<JobView> | undefined) };
   }
 
   return { handle, routes: Object.keys(routes) };

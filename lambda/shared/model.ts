@@ -76,3 +76,21 @@ export interface JobMessage {
   jobId: string;
   type: string;
 }
+
+/** A job as the API shows it (`GET /jobs/{jobId}`, `GET /jobs`): the one view type the API, the CLI and the tests share. */
+export interface JobView {
+  jobId: string;
+  type: string;
+  status: JobStatus;
+  createdAt: string;
+  updatedAt: string;
+  attempts: number;
+  /** The input as submitted (fields the type hides, such as an upload's S3 key, left out). */
+  input: Record<string, unknown> & { filename?: string; contentType?: string; bytes?: number; width?: number; height?: number };
+  outputs: JobOutput[];
+  progress?: JobProgress;
+  completedAt?: string;
+  error?: JobError;
+  /** A report's range and formats (kept from the first API). */
+  params?: { from: string; to: string; formats: string[] };
+}
