@@ -1,11 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Three projects:
+ * Four projects:
  * - unit: pure cores, no AWS, no emulator;
  * - infra: the synthesized CloudFormation template (assertions, snapshot, cdk-nag, cfn-lint);
  * - e2e: local mode (moto + the local Lambda runtime) started once by a global setup and
- *   driven over HTTP, as a client would.
+ *   driven over HTTP, as a client would;
+ * - integration: one piece of the local runtime against a moto server of the test file's own.
  */
 export default defineConfig({
   test: {
@@ -36,6 +37,15 @@ export default defineConfig({
           testTimeout: 600_000,
           hookTimeout: 600_000,
           fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
         },
       },
     ],
