@@ -7,7 +7,8 @@ import { defineConfig } from 'vitest/config';
  * - integration: pieces against a real AWS API, moto (each file starts its own moto server):
  *   the job repository on DynamoDB, the local runtime's SQS event source;
  * - e2e: local mode (moto + the local Lambda runtime) started once by a global setup and
- *   driven over HTTP, as a client would.
+ *   driven over HTTP, as a client would;
+ * - integration: one piece of the local runtime against a moto server of the test file's own.
  */
 export default defineConfig({
   test: {
@@ -47,6 +48,15 @@ export default defineConfig({
           testTimeout: 600_000,
           hookTimeout: 600_000,
           fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
         },
       },
     ],

@@ -28,12 +28,32 @@ export function motoAvailable(): boolean {
 }
 
 /**
+ * moto (5.x) hands a table's stream records to every event source mapping ever created on
+ * the stream, disabled or deleted ones too: on each write it runs the function (in Docker,
+ * which fails here) and then empties the shard, so GetRecords never returns a record and
+ * sequence numbers restart. Local mode disables those mappings and reads the stream itself
+ * (local/stream-source.ts); this makes moto honour a disabled or deleted mapping, as Lambda
+ * does. If moto's internals change, moto runs unpatched.
+ */
+const MOTO_STREAM_MAPPING_FIX =
+  'try:\n' +
+  '    from moto.awslambda.models import LambdaBackend as _LB\n' +
+  '    _send_ddb = _LB.send_dynamodb_items\n' +
+  '    def _send_ddb_if_enabled(self, function_arn, items, source):\n' +
+  '        live = [m for m in self._event_source_mappings.values() if m.function_arn == function_arn and m.event_source_arn == source and m.enabled]\n' +
+  '        return _send_ddb(self, function_arn, items, source) if live else None\n' +
+  '    _LB.send_dynamodb_items = _send_ddb_if_enabled\n' +
+  'except Exception as e:\n' +
+  '    print(f"offload: moto stream mapping fix not applied: {e}", file=sys.stderr)\n';
+
+/**
  * moto's server under a watchdog: it exits when its stdin closes, i.e. when the process
  * that started it is gone, however that process ended (even SIGKILL).
  */
 const MOTO_LAUNCHER =
   'import os, sys, threading\n' +
   'threading.Thread(target=lambda: (sys.stdin.buffer.read(), os._exit(0)), daemon=True).start()\n' +
+  MOTO_STREAM_MAPPING_FIX +
   'from moto.server import main\n' +
   'main(sys.argv[1:])\n';
 

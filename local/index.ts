@@ -1,12 +1,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { LocalApiServer } from './api-server';
 import { cloudAssemblyDir, creds, PROJECT_ROOT, synthAndDeploy } from './deploy';
 import { resolveEmulator, type Emulator } from './emulator';
 import { SqsEventSource } from './event-source';
 import { parseFaults } from './faults';
 import { LocalFunction } from './function-pool';
+import { DynamoStreamEventSource } from './stream-source';
 import { discover } from './topology';
 
 export interface LocalOptions {
@@ -39,6 +41,7 @@ export interface LocalState {
 
 export interface LocalHandle extends LocalState {
   eventSources: SqsEventSource[];
+  streamSources: DynamoStreamEventSource[];
   functions: LocalFunction[];
   readyMs: number;
   stop(): Promise<void>;
@@ -128,6 +131,18 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
       await Promise.race([Promise.all(eventSources.map((s) => s.stop())), new Promise((r) => setTimeout(r, 5000))]);
     });
 
+    // DynamoDB stream event sources (the outbox): one ordered reader per shard.
+    const streams = new DynamoDBStreamsClient({ endpoint: emulator.endpoint, region, credentials });
+    const streamSources = topology.streamSources.map((ss) => {
+      const source = new DynamoStreamEventSource(streams, sqs, ss, (event, o) => fn(ss.functionArn).invoke(event, o), { log });
+      source.start();
+      log(`[local] ${ss.label} <- DynamoDB stream ${ss.streamArn.split(':table/').pop()} (${ss.startingPosition}, batch ${ss.batchSize}, ${ss.filterPatterns.length} filters)`);
+      return source;
+    });
+    cleanups.push(async () => {
+      await Promise.race([Promise.all(streamSources.map((s) => s.stop())), new Promise((r) => setTimeout(r, 5000))]);
+    });
+
     const timers = topology.schedules.map((s) => {
       log(`[local] ${s.label} every ${s.everyMs / 1000}s (scheduled rule)`);
       return setInterval(() => {
@@ -165,7 +180,7 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
       fs.writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
       cleanups.push(async () => fs.rmSync(stateFile, { force: true }));
     }
-    return { ...state, eventSources, functions: [...functions.values()], readyMs: Date.now() - started, stop };
+    return { ...state, eventSources, streamSources, functions: [...functions.values()], readyMs: Date.now() - started, stop };
   } catch (err) {
     await stop();
     throw err;

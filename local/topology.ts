@@ -15,9 +15,10 @@ import {
   UpdateEventSourceMappingCommand,
 } from '@aws-sdk/client-lambda';
 import { PutBucketNotificationConfigurationCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { FunctionSpec } from './function-pool';
 import type { EventSourceConfig } from './event-source';
+import type { StreamSourceConfig } from './stream-source';
 
 /**
  * What local mode runs, read from the deployed stack (and, where the emulator ignores a
@@ -27,6 +28,8 @@ import type { EventSourceConfig } from './event-source';
 export interface Topology {
   functions: Map<string, FunctionSpec>; // by function ARN
   eventSources: Array<EventSourceConfig & { functionArn: string }>;
+  /** DynamoDB stream event sources (run by local/stream-source.ts). */
+  streamSources: StreamSourceConfig[];
   api: ApiTopology;
   schedules: Array<{ label: string; functionArn: string; everyMs: number; ruleArn: string }>;
 }
@@ -146,6 +149,49 @@ export async function discover(opts: DiscoverOptions): Promise<Topology> {
     await lambda.send(new UpdateEventSourceMappingCommand({ UUID: m.UUID!, Enabled: false }));
   }
 
+  // DynamoDB stream event sources: read, then disabled in the emulator. moto would
+  // otherwise hand every write to the function itself (in Docker) and empty the shard,
+  // so the stream would read as empty (see MOTO_STREAM_MAPPING_FIX in emulator.ts).
+  const streamSources: Topology['streamSources'] = [];
+  for (const m of mappings.EventSourceMappings ?? []) {
+    const fn = functions.get(m.FunctionArn!);
+    if (!fn || !isDynamoStreamArn(m.EventSourceArn)) continue;
+    const logical = [...physical.entries()].find(([, p]) => p === m.UUID)?.[0];
+    const props = logical ? resources[logical]?.Properties ?? {} : {};
+    const patterns = (m.FilterCriteria?.Filters ?? props.FilterCriteria?.Filters ?? []).map((f: { Pattern?: unknown }) =>
+      typeof f.Pattern === 'string' ? f.Pattern : JSON.stringify(f.Pattern ?? {}),
+    );
+    let destinationArn: string | undefined = m.DestinationConfig?.OnFailure?.Destination;
+    const templateDestination = props.DestinationConfig?.OnFailure?.Destination;
+    if (!destinationArn && templateDestination) {
+      destinationArn = typeof templateDestination === 'string' ? templateDestination : await queueArn(templateDestination['Fn::GetAtt']?.[0]);
+    }
+    let onFailure: StreamSourceConfig['onFailure'];
+    if (destinationArn?.startsWith('arn:aws:sqs:')) {
+      const [, , , , account, name] = destinationArn.split(':');
+      const url = await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }));
+      onFailure = { destinationArn, queueUrl: url.QueueUrl! };
+    } else if (destinationArn) {
+      opts.log(`[local] ${fn.label}: OnFailure destination ${destinationArn} is not an SQS queue; discarded records are only logged locally`);
+    }
+    streamSources.push({
+      label: fn.label,
+      functionArn: fn.functionArn,
+      streamArn: m.EventSourceArn!,
+      region: opts.region,
+      startingPosition: (m.StartingPosition ?? props.StartingPosition) === 'TRIM_HORIZON' ? 'TRIM_HORIZON' : 'LATEST',
+      batchSize: m.BatchSize ?? props.BatchSize ?? 100,
+      batchingWindowSeconds: m.MaximumBatchingWindowInSeconds ?? props.MaximumBatchingWindowInSeconds ?? 0,
+      bisectBatchOnFunctionError: Boolean(m.BisectBatchOnFunctionError ?? props.BisectBatchOnFunctionError ?? false),
+      maximumRetryAttempts: m.MaximumRetryAttempts ?? props.MaximumRetryAttempts ?? -1,
+      maximumRecordAgeSeconds: m.MaximumRecordAgeInSeconds ?? props.MaximumRecordAgeInSeconds ?? -1,
+      reportBatchItemFailures: (m.FunctionResponseTypes ?? props.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
+      filterPatterns: patterns,
+      onFailure,
+    });
+    await lambda.send(new UpdateEventSourceMappingCommand({ UUID: m.UUID!, Enabled: false }));
+  }
+
   // S3 -> SQS notifications: moto ignores the bucket's NotificationConfiguration.
   const s3 = new S3Client({ ...cfg, forcePathStyle: true });
   for (const [logicalId, r] of Object.entries(resources)) {
@@ -174,7 +220,7 @@ export async function discover(opts: DiscoverOptions): Promise<Topology> {
       if (arn && everyMs) schedules.push({ label: functions.get(arn)!.label, functionArn: arn, everyMs, ruleArn: physical.get(logicalId) ?? logicalId });
     }
   }
-  return { functions, eventSources, api, schedules };
+  return { functions, eventSources, streamSources, api, schedules };
 }
 
 async function discoverApi(
@@ -241,6 +287,11 @@ async function discoverApi(
   }
   const binaryMediaTypes = (resources[restLogical].Properties?.BinaryMediaTypes ?? []) as string[];
   return { restApiId, stage, binaryMediaTypes, routes, gatewayResponses, apiKeyId: key.id!, apiKey: value };
+}
+
+/** A DynamoDB stream's ARN: `arn:aws:dynamodb:REGION:ACCOUNT:table/NAME/stream/LABEL`. */
+export function isDynamoStreamArn(arn: string | undefined): boolean {
+  return /^arn:aws[\w-]*:dynamodb:[^:]*:[^:]*:table\/[^/]+\/stream\/.+$/.test(arn ?? '');
 }
 
 /** `rate(5 minutes)` -> ms. Cron expressions are not run locally. */
