@@ -78,7 +78,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dir, 'good.jpg'), Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.alloc(300_000, 7)]));
   fs.writeFileSync(path.join(dir, 'broken.jpg'), 'not an image at all');
   fs.writeFileSync(path.join(dir, 'notes.txt'), 'hello');
-  server = http.createServer(async (req, res) => {
+  const fakeApi = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url!, base);
     const data = await body(req);
     if (url.pathname.startsWith('/s3/')) {
@@ -136,6 +136,14 @@ beforeAll(async () => {
       return send(res, 200, view(j));
     }
     send(res, 404, { error: { code: 'not_found', message: `no such route: ${route}` } });
+  };
+  // createServer ignores a handler's promise: a bug in the fake API answers 500 with its message
+  // (which the CLI reports as an API error) rather than an unhandled rejection and a hung request.
+  server = http.createServer((req, res) => {
+    fakeApi(req, res).catch((err: unknown) => {
+      if (res.headersSent) res.destroy();
+      else send(res, 500, { error: { code: 'fake_api_bug', message: String(err) } });
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
