@@ -121,7 +121,7 @@ async function createUpload(req: ApiRequest, ctx: TypeRouteContext<ThumbnailSett
       jobId,
       uploadUrl,
       method: 'PUT',
-      headers: { 'Content-Type': declared, 'Content-Length': String(parsed.data.size) },
+      headers: { 'Content-Type': declared, 'Content-Length': String(parsed.data.size), 'If-None-Match': '*' },
       expiresAt: new Date(ctx.now().getTime() + ttl * 1000).toISOString(),
       statusUrl: ctx.statusUrl(req, jobId),
     },

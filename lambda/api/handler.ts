@@ -44,8 +44,9 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
       presignPut: (key, contentType, size, expiresIn) =>
         getSignedUrl(
           s3Client(),
-          new PutObjectCommand({ Bucket: env.RAW_BUCKET, Key: key, ContentType: contentType, ContentLength: size }),
-          { expiresIn, signableHeaders: new Set(['content-type', 'content-length']) },
+          // If-None-Match: * is signed into the URL: the upload cannot overwrite an object that exists (e.g. after its thumbnails were made).
+          new PutObjectCommand({ Bucket: env.RAW_BUCKET, Key: key, ContentType: contentType, ContentLength: size, IfNoneMatch: '*' }),
+          { expiresIn, signableHeaders: new Set(['content-type', 'content-length', 'if-none-match']) },
         ),
       presignGet: (key, expiresIn, downloadName) =>
         getSignedUrl(
