@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { INDEXES, queueOutputKeys } from '../../lambda/shared/contract';
 import { OUTPUT_KEYS } from '../../lib/offload-stack';
 import { resourcesOfType, synth, type Synthesized } from './synth';
 
@@ -17,6 +18,37 @@ beforeAll(() => {
 
 const workerFunctions = (s: Synthesized) =>
   resourcesOfType(s.json, 'AWS::Lambda::Function').filter(([, r]) => /worker/i.test(r.Properties.Description));
+
+const functionByDescription = (s: Synthesized, pattern: RegExp): [string, any] => {
+  const found = resourcesOfType(s.json, 'AWS::Lambda::Function').filter(([, f]) => pattern.test(f.Properties.Description));
+  expect(found.length, String(pattern)).toBe(1);
+  return found[0];
+};
+
+/** Every Allow statement of the inline policies attached to a function's role. */
+const statementsOf = (s: Synthesized, fn: any): any[] => {
+  const role = fn.Properties.Role['Fn::GetAtt'][0];
+  return resourcesOfType(s.json, 'AWS::IAM::Policy')
+    .filter(([, p]) => p.Properties.Roles.some((r: any) => r.Ref === role))
+    .flatMap(([, p]) => p.Properties.PolicyDocument.Statement);
+};
+
+/** A function's granted actions (sorted), without the log-writing ones every function has. */
+const actionsOf = (s: Synthesized, fn: any): string[] =>
+  [...new Set(statementsOf(s, fn).flatMap((st) => (Array.isArray(st.Action) ? st.Action : [st.Action])))]
+    .filter((a) => !a.startsWith('logs:'))
+    .sort();
+
+/** The actions granted on a resource whose JSON contains `needle`. */
+const actionsOn = (s: Synthesized, fn: any, needle: string): string[] =>
+  statementsOf(s, fn)
+    .filter((st) => JSON.stringify(st.Resource).includes(needle))
+    .flatMap((st) => (Array.isArray(st.Action) ? st.Action : [st.Action]))
+    .sort();
+
+/** SQS event source mappings (the notifier's is a DynamoDB stream). */
+const sqsMappings = (s: Synthesized) =>
+  resourcesOfType(s.json, 'AWS::Lambda::EventSourceMapping').filter(([, m]) => !JSON.stringify(m.Properties.EventSourceArn).includes('StreamArn'));
 
 describe('the template as a whole', () => {
   it('has no CDK custom resource (emulators and LocalStack community cannot run them)', () => {
@@ -66,7 +98,60 @@ describe('the template as a whole', () => {
   });
 
   it('has exactly the documented outputs', () => {
-    expect(Object.keys(full.json.Outputs).sort()).toEqual([...OUTPUT_KEYS].sort());
+    const perType = ['thumbnail', 'report'].flatMap((t) => Object.values(queueOutputKeys(t)));
+    expect(perType).toEqual(['ThumbnailQueueUrl', 'ThumbnailDlqUrl', 'ReportQueueUrl', 'ReportDlqUrl']);
+    expect(OUTPUT_KEYS).toContain('JobTypes');
+    expect(Object.keys(full.json.Outputs).sort()).toEqual([...OUTPUT_KEYS, ...perType].sort());
+    expect(full.json.Outputs.JobTypes.Value).toBe('thumbnail,report');
+    expect(full.json.Outputs.ThumbnailQueueUrl.Value).toEqual({ Ref: expect.stringMatching(/^ThumbnailQueue/) });
+    expect(full.json.Outputs.ReportDlqUrl.Value).toEqual({ Ref: expect.stringMatching(/^ReportDlq/) });
+  });
+
+  it('owns no account-level resource (API Gateway CloudWatch role, account settings)', () => {
+    const types = Object.values(full.json.Resources as Record<string, any>).map((r) => r.Type as string);
+    expect(types).not.toContain('AWS::ApiGateway::Account');
+    for (const [id, role] of resourcesOfType(full.json, 'AWS::IAM::Role')) {
+      expect(JSON.stringify(role.Properties.ManagedPolicyArns ?? []), id).not.toContain('AmazonAPIGatewayPushToCloudWatchLogs');
+      expect(JSON.stringify(role.Properties.AssumeRolePolicyDocument), id).not.toContain('apigateway.amazonaws.com');
+    }
+    expect(JSON.stringify(full.json)).not.toContain('AmazonAPIGatewayPushToCloudWatchLogs');
+  });
+
+  it('grants each function exactly the actions it calls, on its own resources', () => {
+    const worker = (type: string) => functionByDescription(plain, new RegExp(`^offload ${type} worker`))[1];
+    const eventSource = ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'];
+    expect(actionsOf(plain, worker('thumbnail'))).toEqual(
+      [...eventSource, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 's3:GetObject', 's3:ListBucket', 's3:PutObject'].sort(),
+    );
+    expect(actionsOf(plain, worker('report'))).toEqual(
+      [...eventSource, 'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 's3:AbortMultipartUpload', 's3:PutObject'].sort(),
+    );
+    // Each worker writes only under its own results prefix, and changes visibility only on its own queue.
+    expect(actionsOn(plain, worker('thumbnail'), '/thumbnails/*')).toEqual(['s3:PutObject']);
+    expect(actionsOn(plain, worker('thumbnail'), '/reports/*')).toEqual([]);
+    expect(actionsOn(plain, worker('report'), '/reports/*')).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
+    expect(actionsOn(plain, worker('report'), '/thumbnails/*')).toEqual([]);
+    expect(actionsOn(plain, worker('report'), 'ThumbnailQueue')).toEqual([]);
+    expect(actionsOn(plain, worker('report'), `/index/${INDEXES.byType}`)).toEqual(['dynamodb:Query']);
+    // ListBucket only under uploads/.
+    const list = statementsOf(plain, worker('thumbnail')).find((st) => st.Action === 's3:ListBucket');
+    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['uploads/*'] } });
+
+    const [, api] = functionByDescription(plain, /^offload API/);
+    expect(actionsOf(plain, api)).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 's3:GetObject', 's3:PutObject', 'sqs:SendMessage']);
+    expect(actionsOn(plain, api, `/index/${INDEXES.byType}`)).toEqual(['dynamodb:Query']);
+    expect(actionsOn(plain, api, '/uploads/*')).toEqual(['s3:PutObject']);
+    const getObject = statementsOf(plain, api).find((st) => st.Action === 's3:GetObject');
+    expect(JSON.stringify(getObject.Resource)).toContain('/reports/*');
+    expect(JSON.stringify(getObject.Resource)).toContain('/thumbnails/*');
+    // SendMessage only to the queues of JSON-input types (thumbnail jobs arrive through S3 events).
+    const send = statementsOf(plain, api).filter((st) => [st.Action].flat().includes('sqs:SendMessage'));
+    expect(send.map((st) => st.Resource)).toEqual([{ 'Fn::GetAtt': [expect.stringMatching(/^ReportQueue/), 'Arn'] }]);
+
+    const [, notifier] = functionByDescription(plain, /^offload notifier/);
+    expect(actionsOf(plain, notifier)).toEqual(
+      ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:ListStreams', 'kms:Decrypt', 'kms:GenerateDataKey', 'sns:Publish', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'].sort(),
+    );
   });
 
   it('bundles sharp for linux-arm64 with the thumbnail worker, whatever the build machine', () => {
@@ -98,13 +183,26 @@ describe('API', () => {
     });
   });
 
-  it('requires an API key on every route but CORS preflight', () => {
+  it('requires an API key on every route but CORS preflight and the OpenAPI document', () => {
     const methods = resourcesOfType(plain.json, 'AWS::ApiGateway::Method');
+    const pathOf = (m: any): string => {
+      const ref = m.Properties.ResourceId.Ref as string | undefined;
+      if (!ref) return '/';
+      const parts: string[] = [];
+      for (let id: string | undefined = ref; id; ) {
+        const r: any = plain.json.Resources[id];
+        parts.unshift(r.Properties.PathPart);
+        id = r.Properties.ParentId.Ref;
+      }
+      return `/${parts.join('/')}`;
+    };
     const routes = methods.filter(([, m]) => m.Properties.HttpMethod !== 'OPTIONS');
-    expect(routes.length).toBe(4);
-    for (const [, m] of routes) expect(m.Properties.ApiKeyRequired).toBe(true);
+    expect(routes.map(([, m]) => `${m.Properties.HttpMethod} ${pathOf(m)}`).sort()).toEqual(
+      ['GET /jobs', 'GET /jobs/{jobId}', 'GET /openapi.json', 'POST /jobs', 'POST /reports', 'POST /uploads'].sort(),
+    );
+    for (const [, m] of routes) expect(m.Properties.ApiKeyRequired, `${m.Properties.HttpMethod} ${pathOf(m)}`).toBe(pathOf(m) !== '/openapi.json');
     const preflight = methods.filter(([, m]) => m.Properties.HttpMethod === 'OPTIONS');
-    expect(preflight.length).toBe(4);
+    expect(preflight.map(([, m]) => pathOf(m)).sort()).toEqual(['/jobs', '/jobs/{jobId}', '/reports', '/uploads']);
     for (const [, m] of preflight) {
       // Answered by the API function (no MOCK integration: emulators cannot deploy those).
       expect(m.Properties.ApiKeyRequired).toBe(false);
@@ -129,11 +227,21 @@ describe('API', () => {
     });
     plain.template.hasResourceProperties('AWS::ApiGateway::RequestValidator', { ValidateRequestBody: true });
     const posts = resourcesOfType(plain.json, 'AWS::ApiGateway::Method').filter(([, m]) => m.Properties.HttpMethod === 'POST');
-    expect(posts.length).toBe(2);
+    expect(posts.length).toBe(3);
+    const models = Object.fromEntries(resourcesOfType(plain.json, 'AWS::ApiGateway::Model').map(([id, m]) => [id, m.Properties]));
+    const modelNames: string[] = [];
     for (const [, m] of posts) {
       expect(m.Properties.RequestValidatorId).toBeDefined();
       expect(Object.keys(m.Properties.RequestModels)).toEqual(['application/json']);
+      const model = models[m.Properties.RequestModels['application/json'].Ref];
+      expect(model.ContentType).toBe('application/json');
+      expect(model.Schema.$schema).toBe('http://json-schema.org/draft-04/schema#');
+      modelNames.push(model.Name);
     }
+    expect(modelNames.sort()).toEqual(['CreateReportRequest', 'CreateUploadRequest', 'SubmitRequest']);
+    // draft-04 (API Gateway's dialect): an exclusive minimum is a boolean beside `minimum`.
+    const upload = Object.values(models).find((m: any) => m.Name === 'CreateUploadRequest') as any;
+    expect(upload.Schema.properties.size).toMatchObject({ type: 'number', minimum: 0, exclusiveMinimum: true });
   });
 
   it('answers gateway errors in the API JSON error format', () => {
@@ -144,6 +252,33 @@ describe('API', () => {
     expect(byType.REQUEST_TOO_LARGE.StatusCode).toBe('413');
     for (const r of Object.values(byType) as any[]) {
       expect(r.ResponseTemplates['application/json']).toMatch(/^\{"error":\{"code":"[a-z_]+","message":/);
+    }
+    expect(byType.BAD_REQUEST_BODY.ResponseTemplates['application/json']).toBe('{"error":{"code":"invalid_request","message":$context.error.messageString}}');
+  });
+
+  it('renders every gateway response as valid JSON, whatever the error message holds', () => {
+    // API Gateway substitutes $context variables into a gateway response template unescaped.
+    // Only $context.error.messageString comes as a quoted, escaped JSON string; every other
+    // value (message, validationErrorString, httpMethod, path...) is inserted raw.
+    const nasty = 'Invalid request body: "size" must be > 0 \\ C:\\path\nsecond line\t{"x":1}';
+    const values: Record<string, string> = {
+      '$context.error.messageString': JSON.stringify(nasty),
+      '$context.httpMethod': 'DELETE',
+      '$context.path': '/v1/no/such-route',
+    };
+    const render = (template: string): string =>
+      template.replace(/\$(?:context\.[A-Za-z0-9_.]*[A-Za-z0-9_]|input\.[A-Za-z0-9_.]*[A-Za-z0-9_])/g, (v) => values[v] ?? nasty);
+    const responses = resourcesOfType(plain.json, 'AWS::ApiGateway::GatewayResponse');
+    expect(responses.length).toBeGreaterThanOrEqual(10);
+    for (const [id, r] of responses) {
+      for (const [contentType, template] of Object.entries(r.Properties.ResponseTemplates as Record<string, string>)) {
+        const rendered = render(template);
+        let body: any;
+        expect(() => (body = JSON.parse(rendered)), `${id} ${contentType}: ${rendered}`).not.toThrow();
+        expect(body.error.code, id).toMatch(/^[a-z_]+$/);
+        expect(typeof body.error.message, id).toBe('string');
+        if (template.includes('$context.error.messageString')) expect(body.error.message, id).toBe(nasty);
+      }
     }
   });
 });
@@ -204,7 +339,7 @@ describe('storage', () => {
     expect(qc).toEqual([
       {
         Event: 's3:ObjectCreated:*',
-        Queue: { 'Fn::GetAtt': [expect.stringMatching(/^ThumbnailsQueue/), 'Arn'] },
+        Queue: { 'Fn::GetAtt': [expect.stringMatching(/^ThumbnailQueue/), 'Arn'] },
         Filter: { S3Key: { Rules: [{ Name: 'prefix', Value: 'uploads/' }] } },
       },
     ]);
@@ -221,22 +356,27 @@ describe('queues and workers', () => {
   const queues = (s: Synthesized) => resourcesOfType(s.json, 'AWS::SQS::Queue');
   const workQueues = (s: Synthesized) => queues(s).filter(([, q]) => q.Properties.RedrivePolicy);
 
-  it('has one queue per job type, each with its own DLQ (14 days) after 3 receives', () => {
-    expect(queues(plain).length).toBe(4);
+  it('has one queue per job type, each with its own DLQ (14 days) after 3 receives, kept maxQueuedSeconds', () => {
+    expect(queues(plain).length).toBe(5); // 2 types x (queue + DLQ) + the notifier's DLQ
     const work = workQueues(plain);
-    expect(work.length).toBe(2);
+    expect(work.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['ReportQueue', 'ThumbnailQueue']);
     const dlqIds = new Set(work.map(([, q]) => q.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]));
     expect(dlqIds.size).toBe(2);
     for (const [, q] of work) expect(q.Properties.RedrivePolicy.maxReceiveCount).toBe(3);
+    for (const [, q] of work) expect(q.Properties.MessageRetentionPeriod).toBe(4 * 86400);
     for (const id of dlqIds) expect(plain.json.Resources[id].Properties.MessageRetentionPeriod).toBe(14 * 86400);
-    const custom = workQueues(synth({ maxReceiveCount: '5' }, { bundle: false }));
-    for (const [, q] of custom) expect(q.Properties.RedrivePolicy.maxReceiveCount).toBe(5);
+    const custom = workQueues(synth({ maxReceiveCount: '5', 'jobs.report.maxReceiveCount': '2', 'jobs.report.maxQueuedSeconds': '3600' }, { bundle: false }));
+    const byId = (prefix: string) => custom.find(([id]) => id.startsWith(prefix))![1].Properties;
+    expect(byId('ThumbnailQueue').RedrivePolicy.maxReceiveCount).toBe(5);
+    expect(byId('ThumbnailQueue').MessageRetentionPeriod).toBe(4 * 86400);
+    expect(byId('ReportQueue').RedrivePolicy.maxReceiveCount).toBe(2);
+    expect(byId('ReportQueue').MessageRetentionPeriod).toBe(3600);
   });
 
   it('encrypts every queue and refuses non-TLS requests', () => {
     for (const [, q] of queues(plain)) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
     const policies = resourcesOfType(plain.json, 'AWS::SQS::QueuePolicy');
-    expect(policies.length).toBe(4);
+    expect(policies.length).toBe(5);
     for (const [, p] of policies) {
       expect(JSON.stringify(p.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
     }
@@ -247,7 +387,7 @@ describe('queues and workers', () => {
     const fns = workerFunctions(s);
     const timeouts = new Map<string, number>();
     for (const [id, fn] of fns) timeouts.set(id, fn.Properties.Timeout);
-    const mappings = resourcesOfType(s.json, 'AWS::Lambda::EventSourceMapping');
+    const mappings = sqsMappings(s);
     expect(mappings.length).toBe(2);
     for (const [, m] of mappings) {
       const fnId = m.Properties.FunctionName.Ref;
@@ -255,16 +395,19 @@ describe('queues and workers', () => {
       expect(s.json.Resources[queueId].Properties.VisibilityTimeout).toBe(6 * timeouts.get(fnId)!);
     }
     expect([...timeouts.values()].sort((a, b) => a - b)).toEqual([20, 300]);
+    // The per-type context key works as the legacy alias does.
+    const nested = workerFunctions(synth({ 'jobs.thumbnail.timeoutSeconds': '45' }, { bundle: false }));
+    expect(nested.find(([, f]) => /thumbnail/.test(f.Properties.Description))![1].Properties.Timeout).toBe(45);
   });
 
   it('reports partial batch failures, with configurable batch size and maximum concurrency (reports: 2)', () => {
-    const mappings = resourcesOfType(plain.json, 'AWS::Lambda::EventSourceMapping').map(([, m]) => m.Properties);
+    const mappings = sqsMappings(plain).map(([, m]) => m.Properties);
+    expect(mappings.length).toBe(2);
     for (const m of mappings) expect(m.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
     const concurrency = mappings.map((m) => m.ScalingConfig.MaximumConcurrency).sort((a, b) => a - b);
     expect(concurrency).toEqual([2, 20]);
-    const custom = resourcesOfType(
-      synth({ thumbnailBatchSize: '10', thumbnailBatchingWindowSeconds: '2', thumbnailMaxConcurrency: '7' }, { bundle: false }).json,
-      'AWS::Lambda::EventSourceMapping',
+    const custom = sqsMappings(
+      synth({ thumbnailBatchSize: '10', thumbnailBatchingWindowSeconds: '2', thumbnailMaxConcurrency: '7' }, { bundle: false }),
     ).map(([, m]) => m.Properties);
     expect(custom).toEqual(
       expect.arrayContaining([
@@ -275,32 +418,39 @@ describe('queues and workers', () => {
 
   it('runs every function on arm64 and the current Node.js runtime, with its own log group and retention', () => {
     const fns = resourcesOfType(plain.json, 'AWS::Lambda::Function');
-    expect(fns.length).toBe(4); // api, thumbnail worker, report worker, sweeper
+    expect(fns.length).toBe(5); // api, thumbnail worker, report worker, sweeper, notifier
     for (const [, fn] of fns) {
       expect(fn.Properties.Architectures).toEqual(['arm64']);
       expect(fn.Properties.Runtime).toBe('nodejs24.x');
       expect(fn.Properties.LoggingConfig.LogGroup).toBeDefined();
     }
     const groups = resourcesOfType(plain.json, 'AWS::Logs::LogGroup');
-    expect(groups.length).toBe(5);
+    expect(groups.length).toBe(6); // one per function + API access logs
     for (const [, g] of groups) expect(g.Properties.RetentionInDays).toBe(30);
   });
 
   it('rejects a bad context value at synth time', () => {
     expect(() => synth({ reportMaxConcurrency: '1' }, { bundle: false })).toThrow(/reportMaxConcurrency/);
-    expect(() => synth({ thumbnailTimeoutSeconds: 'soon' }, { bundle: false })).toThrow(/expected a number/);
+    expect(() => synth({ thumbnailTimeoutSeconds: 'soon' }, { bundle: false })).toThrow(/thumbnailTimeoutSeconds: "soon" is not a whole number/);
+    expect(() => synth({ 'jobs.thumbnail.timeoutSeconds': '0' }, { bundle: false })).toThrow(/context jobs\.thumbnail\.timeoutSeconds: "0" is not a whole number from 1 to 900/);
+    expect(() => synth({ 'jobs.thumbnail.nope': '1' }, { bundle: false })).toThrow(/context jobs\.thumbnail\.nope: thumbnail has no setting nope/);
+    expect(() => synth({ jobs: { report: { maxConcurrency: 1 } } }, { bundle: false })).toThrow(/jobs\.report\.maxConcurrency/);
+    expect(() => synth({ sweepIntervalMinutes: 'often' }, { bundle: false })).toThrow(/sweepIntervalMinutes: expected a number/);
   });
 });
 
 describe('jobs table', () => {
-  it('is on-demand with point-in-time recovery, TTL and a type/createdAt index', () => {
+  it('is on-demand with point-in-time recovery, TTL, a stream and a type/createdAt index', () => {
+    plain.template.resourceCountIs('AWS::DynamoDB::Table', 1);
     plain.template.hasResourceProperties('AWS::DynamoDB::Table', {
       BillingMode: 'PAY_PER_REQUEST',
+      StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
       PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
       SSESpecification: { SSEEnabled: true },
       GlobalSecondaryIndexes: Match.arrayWith([
         Match.objectLike({
+          IndexName: INDEXES.byType,
           KeySchema: [
             { AttributeName: 'type', KeyType: 'HASH' },
             { AttributeName: 'createdAt', KeyType: 'RANGE' },
@@ -312,21 +462,74 @@ describe('jobs table', () => {
 });
 
 describe('sweeper', () => {
-  it('runs on a schedule over a sparse index of held leases, with a grace of maxReceiveCount x visibility', () => {
-    plain.template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)', State: 'ENABLED' });
+  it('runs on a schedule over a sparse deadline index, with only UpdateItem on the table and Query on that index', () => {
+    const [sweeperId, sweeper] = functionByDescription(plain, /^offload sweeper/);
+    const rules = resourcesOfType(plain.json, 'AWS::Events::Rule');
+    expect(rules.length).toBe(1);
+    expect(rules[0][1].Properties).toMatchObject({ ScheduleExpression: 'rate(5 minutes)', State: 'ENABLED' });
+    expect(rules[0][1].Properties.Targets).toEqual([expect.objectContaining({ Arn: { 'Fn::GetAtt': [sweeperId, 'Arn'] } })]);
+    const custom = resourcesOfType(synth({ sweepIntervalMinutes: '15' }, { bundle: false }).json, 'AWS::Events::Rule');
+    expect(custom[0][1].Properties.ScheduleExpression).toBe('rate(15 minutes)');
+
     plain.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      AttributeDefinitions: Match.arrayWith([
+        { AttributeName: 'sweepShard', AttributeType: 'S' },
+        { AttributeName: 'sweepAt', AttributeType: 'N' },
+      ]),
       GlobalSecondaryIndexes: Match.arrayWith([
-        Match.objectLike({
-          IndexName: 'byLease',
+        {
+          IndexName: INDEXES.byDeadline,
           KeySchema: [
-            { AttributeName: 'leaseShard', KeyType: 'HASH' },
-            { AttributeName: 'leaseUntil', KeyType: 'RANGE' },
+            { AttributeName: 'sweepShard', KeyType: 'HASH' },
+            { AttributeName: 'sweepAt', KeyType: 'RANGE' },
           ],
-        }),
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['type', 'status'] },
+        },
       ]),
     });
-    const [, sweeper] = resourcesOfType(plain.json, 'AWS::Lambda::Function').find(([, f]) => /sweeper/.test(f.Properties.Description))!;
-    expect(sweeper.Properties.Environment.Variables).toMatchObject({ THUMBNAIL_GRACE_SECONDS: String(3 * 180), REPORT_GRACE_SECONDS: String(3 * 3600) });
+    const [, table] = resourcesOfType(plain.json, 'AWS::DynamoDB::Table')[0];
+    expect(table.Properties.GlobalSecondaryIndexes.map((i: any) => i.IndexName).sort()).toEqual([INDEXES.byDeadline, INDEXES.byType].sort());
+
+    // Table-based: it reads no queue and needs no grace settings.
+    expect(actionsOf(plain, sweeper)).toEqual(['dynamodb:Query', 'dynamodb:UpdateItem']);
+    const [tableId] = resourcesOfType(plain.json, 'AWS::DynamoDB::Table')[0];
+    const statements = statementsOf(plain, sweeper).filter((st) => !String(st.Action).startsWith('logs:'));
+    expect(statements.map((st) => [st.Action, st.Resource])).toEqual(
+      expect.arrayContaining([
+        ['dynamodb:UpdateItem', { 'Fn::GetAtt': [tableId, 'Arn'] }],
+        ['dynamodb:Query', { 'Fn::Join': ['', [{ 'Fn::GetAtt': [tableId, 'Arn'] }, `/index/${INDEXES.byDeadline}`]] }],
+      ]),
+    );
+    expect(statements.length).toBe(2);
+    expect(JSON.stringify(statementsOf(plain, sweeper))).not.toContain('sqs:ReceiveMessage');
+    expect(Object.keys(sweeper.Properties.Environment.Variables).filter((k) => /GRACE|QUEUE|DLQ/.test(k))).toEqual([]);
+  });
+});
+
+describe('notifier', () => {
+  it('relays terminal jobs from the table stream: filtered, bisected, retried, partial failures, DLQ on failure', () => {
+    const [notifierId, notifier] = functionByDescription(plain, /^offload notifier/);
+    const [tableId] = resourcesOfType(plain.json, 'AWS::DynamoDB::Table')[0];
+    const mappings = resourcesOfType(plain.json, 'AWS::Lambda::EventSourceMapping').filter(([, m]) => m.Properties.FunctionName.Ref === notifierId);
+    expect(mappings.length).toBe(1);
+    const m = mappings[0][1].Properties;
+    expect(m.EventSourceArn).toEqual({ 'Fn::GetAtt': [tableId, 'StreamArn'] });
+    expect(m).toMatchObject({
+      StartingPosition: 'TRIM_HORIZON',
+      BisectBatchOnFunctionError: true,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    expect(m.MaximumRetryAttempts).toBeGreaterThan(0);
+    expect(m.MaximumRecordAgeInSeconds).toBeGreaterThan(0);
+    const dlqId = m.DestinationConfig.OnFailure.Destination['Fn::GetAtt'][0];
+    expect(plain.json.Resources[dlqId].Type).toBe('AWS::SQS::Queue');
+    expect(plain.json.Resources[dlqId].Properties.SqsManagedSseEnabled).toBe(true);
+    const patterns = m.FilterCriteria.Filters.map((f: any) => JSON.parse(f.Pattern));
+    expect(patterns).toEqual([{ eventName: ['INSERT', 'MODIFY'], dynamodb: { NewImage: { status: { S: ['succeeded', 'failed'] } } } }]);
+    // It publishes to the completion topic, named in its environment.
+    const completion = resourcesOfType(plain.json, 'AWS::SNS::Topic').find(([, t]) => t.Properties.DisplayName !== 'offload alarms')![0];
+    expect(notifier.Properties.Environment.Variables.TOPIC_ARN).toEqual({ Ref: completion });
+    expect(statementsOf(plain, notifier).find((st) => st.Action === 'sns:Publish')!.Resource).toEqual({ Ref: completion });
   });
 });
 
@@ -350,13 +553,13 @@ describe('notifications and monitoring', () => {
   it('alarms on DLQ depth, message age, worker errors and throttles, to the alarm topic', () => {
     const alarms = resourcesOfType(plain.json, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
     const byMetric = (name: string) => alarms.filter((a) => a.MetricName === name);
-    expect(byMetric('ApproximateNumberOfMessagesVisible').length).toBe(2);
+    expect(byMetric('ApproximateNumberOfMessagesVisible').length).toBe(3); // each type's DLQ + the notifier's
     for (const a of byMetric('ApproximateNumberOfMessagesVisible')) {
       expect(a.Threshold).toBe(0);
       expect(a.ComparisonOperator).toBe('GreaterThanThreshold');
     }
     expect(byMetric('ApproximateAgeOfOldestMessage').map((a) => a.Threshold)).toEqual([900, 900]);
-    expect(byMetric('Errors').length).toBe(4);
+    expect(byMetric('Errors').length).toBe(5); // 2 workers, API, sweeper, notifier
     expect(byMetric('Throttles').length).toBe(2);
     const alarmTopic = resourcesOfType(plain.json, 'AWS::SNS::Topic').find(([, t]) => t.Properties.DisplayName === 'offload alarms')![0];
     for (const a of alarms) expect(a.AlarmActions).toEqual([{ Ref: alarmTopic }]);
