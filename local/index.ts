@@ -129,7 +129,7 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     earlyAssembly?.catch(() => undefined);
     let emulator: Emulator;
     try {
-      emulator = await resolveEmulator({ port });
+      emulator = await resolveEmulator({ port, progress: (l) => log(`[local] ${l}`) });
     } catch (err) {
       early?.abort(err);
       await earlyAssembly?.then((a) => a.release()).catch(() => undefined);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
-import { EmulatorMissingError } from './emulator';
 import { startLocal, type LocalHandle } from './index';
+import { ToolMissingError } from './python-tools';
 
 /**
  * `npm start` / `npm run local`: the whole pipeline on one machine, against an AWS emulator.
@@ -81,6 +81,7 @@ async function main(): Promise<void> {
 }
 
 main().catch(async (err) => {
-  console.error(`offload-local: ${err instanceof EmulatorMissingError ? err.message : (err as Error).stack}`);
+  // A missing tool is one line saying what to install; anything else keeps its stack.
+  console.error(`offload-local: ${err instanceof ToolMissingError ? err.message : (err as Error).stack}`);
   process.exit(1);
 });
