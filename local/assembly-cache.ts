@@ -27,8 +27,12 @@ export const CACHE_FORMAT = 1;
 
 export const DEFAULT_CACHE_DIR = path.join(PROJECT_ROOT, '.offload', 'cache');
 
-/** Entries kept (newest by last use); older ones are evicted unless an instance uses them. */
-export const KEEP_ENTRIES = 3;
+/**
+ * Entries kept (newest by last use); older ones are evicted unless an instance uses them.
+ * Four: `npm start`'s stack, and the e2e, chaos and bench pipeline stacks (each with its own
+ * context), so that a test run does not evict the default start's entry.
+ */
+export const KEEP_ENTRIES = 4;
 
 /**
  * What shapes the stack, always hashed (relative to the project root): the CDK app, its

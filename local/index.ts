@@ -97,6 +97,9 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     // can start, the one line saying what to install is all the user sees.
     let held: string[] | undefined = [];
     const alog = (line: string) => (held ? held.push(line) : log(line));
+    // Leases on cache entries, released when this instance stops (or fails to start).
+    const leases: CachedAssembly[] = [];
+    cleanups.push(async () => leases.splice(0).forEach((a) => a.release()));
     const obtain = (account: string, endpoint: string, signal?: AbortSignal): Promise<CachedAssembly> => {
       const t = Date.now();
       const key = cacheKey({ stackName, account, region, context, extraSourceRoots: opts.extraSourceRoots });
@@ -109,6 +112,7 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
           return synth({ outDir, account, region, endpoint, context, log: (l) => alog(`[local] ${l}`), signal });
         },
       }).then((a) => {
+        leases.push(a);
         timings.assembly = since(t);
         timings.cached = a.hit;
         if (a.hit) alog(`[local] cloud assembly ${a.key.slice(0, 12)} from the cache (${path.relative(PROJECT_ROOT, a.dir)})`);
@@ -132,7 +136,7 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
       emulator = await resolveEmulator({ port, progress: (l) => log(`[local] ${l}`) });
     } catch (err) {
       early?.abort(err);
-      await earlyAssembly?.then((a) => a.release()).catch(() => undefined);
+      await earlyAssembly?.catch(() => undefined);
       throw err;
     }
     timings.emulator = since(tEmulator);
@@ -143,12 +147,8 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
 
     const account = await callerAccount(emulator.endpoint, region);
     let assembly = await earlyAssembly;
-    if (assembly && assembly.key !== cacheKey({ stackName, account, region, context, extraSourceRoots: opts.extraSourceRoots }).key) {
-      assembly.release();
-      assembly = undefined;
-    }
-    assembly ??= await obtain(account, emulator.endpoint);
-    cleanups.push(async () => assembly.release());
+    // MOTO_ACCOUNT_ID set for moto but not for local mode: synthesize for the account moto has.
+    if (!assembly || account !== motoAccount()) assembly = await obtain(account, emulator.endpoint);
     const cloudAssembly = assembly.dir;
 
     let t = Date.now();
