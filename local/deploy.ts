@@ -1,37 +1,16 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { CloudFormationClient, CreateStackCommand, DescribeStacksCommand, waitUntilStackCreateComplete } from '@aws-sdk/client-cloudformation';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
-/**
- * Each local-mode instance synthesizes into its own cloud assembly, so that `cdk synth`, the
- * tests or a second instance never rewrite the bundles under running functions. It stays
- * inside the project: bundles resolve host-specific native modules (sharp's x64 binary on a
- * developer machine) by walking up to the project's node_modules.
- */
-export function cloudAssemblyDir(): string {
-  return path.join(PROJECT_ROOT, 'cdk.out.local', `${process.pid}-${Date.now().toString(36)}`);
-}
 const CDK = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'cdk');
 
-export interface DeployOptions {
-  endpoint: string;
-  region: string;
-  stackName: string;
-  /** CDK context overrides (`-c key=value`). */
-  context: Record<string, string>;
-  /** Where to synthesize (see cloudAssemblyDir). */
-  cloudAssembly: string;
-  log: (line: string) => void;
-}
-
-export interface Deployed {
-  account: string;
-  templatePath: string;
-  template: Record<string, any>;
-  outputs: Record<string, string>;
+/** The account moto answers for (its default, or MOTO_ACCOUNT_ID as moto reads it). */
+export function motoAccount(env: NodeJS.ProcessEnv = process.env): string {
+  return env.MOTO_ACCOUNT_ID || '123456789012';
 }
 
 /** Environment for AWS tools aimed at the emulator (fake credentials unless real ones are set). */
@@ -43,61 +22,232 @@ export function emulatorEnv(endpoint: string, region: string): NodeJS.ProcessEnv
     AWS_DEFAULT_REGION: region,
     AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'test',
     AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'test',
+    // The CLI's own SDK notice is not the user's business (see function-pool.ts), nor are
+    // its telemetry and version checks against the internet.
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    CDK_DISABLE_CLI_TELEMETRY: 'true',
+    CDK_DISABLE_VERSION_CHECK: 'true',
   };
-}
-
-function run(args: string[], env: NodeJS.ProcessEnv, label: string, log: (l: string) => void, cwd = PROJECT_ROOT): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(CDK, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const keep = (d: Buffer) => {
-      out = (out + d.toString()).slice(-20_000);
-    };
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code === 0) return resolve();
-      for (const line of out.split('\n').filter((l) => l && !/nodedir|Unknown (user|env) config/.test(l)).slice(-40)) log(`[${label}] ${line}`);
-      reject(new Error(`cdk ${args[0]} failed (exit ${code})`));
-    });
-  });
-}
-
-/**
- * Synthesizes the real stack and deploys it into the emulator with the CDK CLI, as a user
- * would deploy to AWS: `cdk synth`, `cdk bootstrap` (in parallel: bootstrap does not need
- * the app), then `cdk deploy --app cdk.out --method=direct` (moto implements
- * CreateStack but not change sets). Always a fresh stack: moto cannot update one.
- */
-export async function synthAndDeploy(opts: DeployOptions): Promise<Deployed> {
-  const env = emulatorEnv(opts.endpoint, opts.region);
-  const identity = await new STSClient({ endpoint: opts.endpoint, region: opts.region, credentials: creds(env) }).send(
-    new GetCallerIdentityCommand({}),
-  );
-  const account = identity.Account!;
-  const ctx = Object.entries({ ephemeral: 'true', stackName: opts.stackName, ...opts.context }).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
-  const appEnv = { ...env, CDK_DEFAULT_ACCOUNT: account, CDK_DEFAULT_REGION: opts.region };
-
-  opts.log(`synthesizing ${opts.stackName} and bootstrapping aws://${account}/${opts.region} on ${opts.endpoint}`);
-  await Promise.all([
-    run(['synth', '--quiet', '--output', opts.cloudAssembly, ...ctx], appEnv, 'synth', opts.log),
-    // Run outside the project (no cdk.json): bootstrap then needs no app and leaves cdk.out alone.
-    run(['bootstrap', `aws://${account}/${opts.region}`], env, 'bootstrap', opts.log, os.tmpdir()),
-  ]);
-  const outputsFile = path.join(opts.cloudAssembly, `${opts.stackName}.local-outputs.json`);
-  opts.log(`deploying ${opts.stackName}`);
-  await run(
-    ['deploy', opts.stackName, '--app', opts.cloudAssembly, '--method=direct', '--require-approval', 'never', '--outputs-file', outputsFile],
-    appEnv,
-    'deploy',
-    opts.log,
-  );
-  const templatePath = path.join(opts.cloudAssembly, `${opts.stackName}.template.json`);
-  const outputs = JSON.parse(fs.readFileSync(outputsFile, 'utf8'))[opts.stackName] ?? {};
-  return { account, templatePath, template: JSON.parse(fs.readFileSync(templatePath, 'utf8')), outputs };
 }
 
 export function creds(env: NodeJS.ProcessEnv = process.env) {
   return { accessKeyId: env.AWS_ACCESS_KEY_ID ?? 'test', secretAccessKey: env.AWS_SECRET_ACCESS_KEY ?? 'test' };
+}
+
+/** The account of the emulator's (fake) credentials. */
+export async function callerAccount(endpoint: string, region: string): Promise<string> {
+  const identity = await new STSClient({ endpoint, region, credentials: creds() }).send(new GetCallerIdentityCommand({}));
+  return identity.Account!;
+}
+
+const CDK_LIB = path.join(PROJECT_ROOT, 'node_modules', 'aws-cdk', 'lib');
+const CDK_PRELOADED = path.join(__dirname, 'cdk-cli.cjs');
+
+/** A CDK CLI process: output kept for the log when it fails, stopped (with its app) on abort. */
+function watch(
+  child: ChildProcess,
+  args: string[],
+  label: string,
+  log: (l: string) => void,
+  signal?: AbortSignal,
+): { done: Promise<void>; kill: () => void } {
+  const kill = () => {
+    try {
+      // Its own process group: the app `cdk synth` runs goes too.
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  };
+  let out = '';
+  const keep = (d: Buffer) => {
+    out = (out + d.toString()).slice(-20_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  process.once('exit', kill);
+  const done = new Promise<void>((resolve, reject) => {
+    const onAbort = () => kill();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    child.on('error', reject);
+    child.on('exit', (code, sig) => {
+      signal?.removeEventListener('abort', onAbort);
+      process.removeListener('exit', kill);
+      if (signal?.aborted) return reject(signal.reason);
+      if (code === 0) return resolve();
+      for (const line of out.split('\n').filter((l) => l && !/nodedir|Unknown (user|env) config/.test(l)).slice(-40)) log(`[${label}] ${line}`);
+      reject(new Error(`cdk ${args[0]} failed (${sig ? `signal ${sig}` : `exit ${code}`})`));
+    });
+  });
+  return { done, kill };
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv, label: string, log: (l: string) => void, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
+  const child = spawn(CDK, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  return watch(child, args, label, log, opts.signal).done;
+}
+
+/**
+ * The CDK CLI loaded ahead of its run (see cdk-cli.cjs): start() while other work goes on,
+ * then run(args, env) once; dispose() when it will not be run.
+ */
+export class PreloadedCdk {
+  private readonly child: ChildProcess;
+  private readonly loaded: Promise<void>;
+  private readonly watched: { done: Promise<void>; kill: () => void };
+  private used = false;
+
+  constructor(private readonly label: string, private readonly log: (l: string) => void) {
+    this.child = spawn(process.execPath, [CDK_PRELOADED, CDK_LIB], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', CDK_DISABLE_CLI_TELEMETRY: 'true', CDK_DISABLE_VERSION_CHECK: 'true' },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      detached: true,
+    });
+    this.watched = watch(this.child, ['(preloaded)'], label, (l) => this.used && this.log(l));
+    this.watched.done.catch(() => undefined);
+    this.loaded = new Promise<void>((resolve, reject) => {
+      this.child.once('message', (m: any) => (m?.type === 'loaded' ? resolve() : reject(new Error(`unexpected message from the CDK CLI: ${JSON.stringify(m)}`))));
+      this.watched.done.then(
+        () => reject(new Error('the preloaded CDK CLI exited before its run')),
+        (err) => reject(err),
+      );
+    });
+    this.loaded.catch(() => undefined);
+  }
+
+  async run(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+    if (this.used) throw new Error('a preloaded CDK CLI runs once');
+    this.used = true;
+    try {
+      await this.loaded;
+    } catch {
+      // It could not be preloaded (unexpected): run the CLI the plain way.
+      return run(args, env, this.label, this.log);
+    }
+    const done = new Promise<void>((resolve, reject) => {
+      this.child.once('exit', (code, sig) => (code === 0 ? resolve() : reject(new Error(`cdk ${args[0]} failed (${sig ? `signal ${sig}` : `exit ${code}`})`))));
+    });
+    // Failure output is logged by watch(), now that `used` is set.
+    this.child.send({ type: 'run', args, env: Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) });
+    await done;
+  }
+
+  dispose(): void {
+    if (!this.used) this.watched.kill();
+  }
+}
+
+/** `-c key=value` arguments: what local mode always sets, then the caller's context. */
+export function synthContext(stackName: string, context: Record<string, string>): Record<string, string> {
+  return { ephemeral: 'true', stackName, ...context };
+}
+
+export interface SynthOptions {
+  /** A new folder to write the cloud assembly into. */
+  outDir: string;
+  account: string;
+  region: string;
+  /** The emulator's endpoint (the CLI asks it for the account; it may not answer yet). */
+  endpoint: string;
+  /** See synthContext. */
+  context: Record<string, string>;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** `cdk synth` of the real app (cdk.json's `app`), for the given account and region. */
+export async function synth(opts: SynthOptions): Promise<void> {
+  const ctx = Object.entries(opts.context).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
+  const env = { ...emulatorEnv(opts.endpoint, opts.region), CDK_DEFAULT_ACCOUNT: opts.account, CDK_DEFAULT_REGION: opts.region };
+  await run(['synth', '--quiet', '--no-notices', '--output', opts.outDir, ...ctx], env, 'synth', opts.log, { signal: opts.signal });
+}
+
+/** The bootstrap version local mode records (the CLI's current template's; at least what the assembly asks for). */
+const BOOTSTRAP_VERSION = 33;
+
+/**
+ * What `cdk deploy` needs of a bootstrapped environment, and nothing else: the staging
+ * bucket the assets go to and the SSM parameter with the bootstrap version, as a small
+ * `CDKToolkit` stack. `cdk bootstrap`'s full stack (KMS key, ECR repository, five roles
+ * and their policies) takes seconds the emulator does not need: it does not check the
+ * roles the CLI assumes. Both names come from the cloud assembly (its asset manifest and
+ * its bootstrap version check). Nothing happens when the endpoint already has the stack.
+ */
+export async function ensureBootstrapped(opts: { endpoint: string; region: string; account: string; cloudAssembly: string; stackName: string }): Promise<'created' | 'present'> {
+  const cfn = new CloudFormationClient({ endpoint: opts.endpoint, region: opts.region, credentials: creds() });
+  try {
+    await cfn.send(new DescribeStacksCommand({ StackName: 'CDKToolkit' }));
+    return 'present';
+  } catch (err) {
+    if (!/does not exist/i.test((err as Error).message)) throw err;
+  }
+  const manifest = JSON.parse(fs.readFileSync(path.join(opts.cloudAssembly, 'manifest.json'), 'utf8'));
+  const stack = manifest.artifacts[opts.stackName]?.properties ?? {};
+  const versionParameter: string = stack.bootstrapStackVersionSsmParameter ?? '/cdk-bootstrap/hnb659fds/version';
+  const required = Object.values<any>(manifest.artifacts).map((a) => a.properties?.requiresBootstrapStackVersion ?? 0);
+  const version = String(Math.max(BOOTSTRAP_VERSION, ...required));
+  const assets = JSON.parse(fs.readFileSync(path.join(opts.cloudAssembly, `${opts.stackName}.assets.json`), 'utf8'));
+  const buckets = new Set<string>();
+  for (const file of Object.values<any>(assets.files ?? {})) {
+    for (const dest of Object.values<any>(file.destinations ?? {})) {
+      buckets.add(String(dest.bucketName).replaceAll('${AWS::AccountId}', opts.account).replaceAll('${AWS::Region}', opts.region).replaceAll('${AWS::Partition}', 'aws'));
+    }
+  }
+  const resources: Record<string, unknown> = {
+    CdkBootstrapVersion: { Type: 'AWS::SSM::Parameter', Properties: { Type: 'String', Name: versionParameter, Value: version } },
+  };
+  [...buckets].forEach((bucket, i) => {
+    resources[`StagingBucket${i || ''}`] = { Type: 'AWS::S3::Bucket', Properties: { BucketName: bucket } };
+  });
+  const template = {
+    Description: 'offload local mode: the parts of the CDK bootstrap stack that `cdk deploy` uses (staging bucket, version parameter)',
+    Resources: resources,
+    Outputs: { BucketName: { Value: { Ref: 'StagingBucket' } }, BootstrapVersion: { Value: version } },
+  };
+  if (!buckets.size) delete (template.Outputs as any).BucketName;
+  await cfn.send(new CreateStackCommand({ StackName: 'CDKToolkit', TemplateBody: JSON.stringify(template) }));
+  await waitUntilStackCreateComplete({ client: cfn, maxWaitTime: 120, minDelay: 1, maxDelay: 2 }, { StackName: 'CDKToolkit' });
+  return 'created';
+}
+
+export interface DeployOptions {
+  /** A CLI loaded while the emulator started (default: a fresh `cdk`). */
+  cli?: PreloadedCdk;
+  endpoint: string;
+  region: string;
+  account: string;
+  stackName: string;
+  /** The (cached, shared) cloud assembly to deploy: nothing is written into it but the CLI's asset zips. */
+  cloudAssembly: string;
+  log: (line: string) => void;
+}
+
+export interface Deployed {
+  account: string;
+  templatePath: string;
+  template: Record<string, any>;
+  outputs: Record<string, string>;
+}
+
+/**
+ * Deploys the synthesized stack into the emulator with the CDK CLI, as a user would deploy
+ * to AWS: `cdk deploy --app <cloud assembly> --method=direct` (moto implements CreateStack
+ * but not change sets). Always a fresh stack: moto cannot update one.
+ */
+export async function deploy(opts: DeployOptions): Promise<Deployed> {
+  const env = { ...emulatorEnv(opts.endpoint, opts.region), CDK_DEFAULT_ACCOUNT: opts.account, CDK_DEFAULT_REGION: opts.region };
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'offload-deploy-'));
+  try {
+    const outputsFile = path.join(tmp, 'outputs.json');
+    const args = ['deploy', opts.stackName, '--app', opts.cloudAssembly, '--method=direct', '--require-approval', 'never', '--no-notices', '--outputs-file', outputsFile];
+    if (opts.cli) await opts.cli.run(args, env);
+    else await run(args, env, 'deploy', opts.log);
+    const templatePath = path.join(opts.cloudAssembly, `${opts.stackName}.template.json`);
+    const outputs = JSON.parse(fs.readFileSync(outputsFile, 'utf8'))[opts.stackName] ?? {};
+    return { account: opts.account, templatePath, template: JSON.parse(fs.readFileSync(templatePath, 'utf8')), outputs };
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }

@@ -1,5 +1,6 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
+import { ensureMoto, PINNED, pythonInterpreter, ToolMissingError } from './python-tools';
 
 /** An AWS API emulator endpoint: one we started (moto) or one given by AWS_ENDPOINT_URL. */
 export interface Emulator {
@@ -20,12 +21,11 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-export class EmulatorMissingError extends Error {}
+/** No emulator can run here; the message is one line saying what to install. */
+export class EmulatorMissingError extends ToolMissingError {}
 
-export function motoAvailable(): boolean {
-  const probe = spawnSync('python3', ['-c', 'import moto.server'], { stdio: 'ignore' });
-  return probe.status === 0;
-}
+/** Exit code of the launcher when moto's server cannot be imported. */
+const NO_MOTO = 3;
 
 /**
  * moto (5.x) hands a table's stream records to every event source mapping ever created on
@@ -48,31 +48,55 @@ const MOTO_STREAM_MAPPING_FIX =
 
 /**
  * moto's server under a watchdog: it exits when its stdin closes, i.e. when the process
- * that started it is gone, however that process ended (even SIGKILL).
+ * that started it is gone, however that process ended (even SIGKILL). When moto's server
+ * cannot be imported (missing, or broken) it exits with NO_MOTO (no separate probe: the import is most of
+ * moto's start-up time).
  */
 const MOTO_LAUNCHER =
   'import os, sys, threading\n' +
   'threading.Thread(target=lambda: (sys.stdin.buffer.read(), os._exit(0)), daemon=True).start()\n' +
+  'try:\n' +
+  '    from moto.server import main\n' +
+  'except Exception as e:\n' +
+  `    sys.stderr.write('%s\\n' % e); os._exit(${NO_MOTO})\n` +
   MOTO_STREAM_MAPPING_FIX +
-  'from moto.server import main\n' +
   'main(sys.argv[1:])\n';
 
 /**
  * Starts moto's server on a free loopback port and resolves once it answers. It runs in its
  * own process group, so a Ctrl-C in the terminal reaches only local mode, which then stops
  * it after the last in-flight work.
+ *
+ * The interpreter is OFFLOAD_PYTHON (default python3); when it has no moto, the project's
+ * venv (.offload/venv), where moto is installed when missing (see python-tools.ts).
  */
-export async function startMoto(opts: { port?: number } = {}): Promise<Emulator> {
-  if (!motoAvailable()) {
-    throw new EmulatorMissingError(
-      'no AWS emulator: python3 with moto is not installed. Install it with `pip install "moto[server]"`, or run LocalStack and set AWS_ENDPOINT_URL=http://localhost:4566',
-    );
+export async function startMoto(opts: { port?: number; progress?: (line: string) => void } = {}): Promise<Emulator> {
+  const first = await launchMoto(pythonInterpreter(), opts.port);
+  if (first !== 'no-moto') return first;
+  let python: string;
+  try {
+    python = await ensureMoto({ progress: opts.progress });
+  } catch (err) {
+    if (err instanceof ToolMissingError) {
+      throw new EmulatorMissingError(`${err.message} (or run LocalStack and set AWS_ENDPOINT_URL=http://localhost:4566)`);
+    }
+    throw err;
   }
-  const port = opts.port ?? (await freePort());
-  const child = spawn('python3', ['-c', MOTO_LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], {
+  const second = await launchMoto(python, opts.port);
+  if (second === 'no-moto') throw new EmulatorMissingError(`moto's server does not import with ${python}; install it with: pip install "${PINNED.moto}"`);
+  return second;
+}
+
+async function launchMoto(python: string, wantedPort?: number): Promise<Emulator | 'no-moto'> {
+  const port = wantedPort ?? (await freePort());
+  const child = spawn(python, ['-c', MOTO_LAUNCHER, '-H', '127.0.0.1', '-p', String(port)], {
     stdio: ['pipe', 'ignore', 'pipe'],
     env: { ...process.env, PYTHONUNBUFFERED: '1' },
     detached: true,
+  });
+  let spawnError: NodeJS.ErrnoException | undefined;
+  child.once('error', (err) => {
+    spawnError = err;
   });
   let tail = '';
   child.stderr?.on('data', (d: Buffer) => {
@@ -84,6 +108,10 @@ export async function startMoto(opts: { port?: number } = {}): Promise<Emulator>
   const probe = `http://127.0.0.1:${port}/moto-api/`;
   const deadline = Date.now() + 30_000;
   for (;;) {
+    if (spawnError || child.exitCode === NO_MOTO) {
+      process.removeListener('exit', killOnExit);
+      return 'no-moto';
+    }
     if (child.exitCode !== null) throw new Error(`moto exited with code ${child.exitCode}: ${tail}`);
     try {
       if ((await fetch(probe)).ok) break;
@@ -91,6 +119,7 @@ export async function startMoto(opts: { port?: number } = {}): Promise<Emulator>
       // not up yet
     }
     if (Date.now() > deadline) {
+      process.removeListener('exit', killOnExit);
       child.kill('SIGKILL');
       throw new Error(`moto did not answer on port ${port} within 30 s: ${tail}`);
     }
@@ -115,7 +144,7 @@ export async function startMoto(opts: { port?: number } = {}): Promise<Emulator>
 }
 
 /** AWS_ENDPOINT_URL when set, otherwise a moto server of our own. */
-export async function resolveEmulator(opts: { port?: number } = {}): Promise<Emulator> {
+export async function resolveEmulator(opts: { port?: number; progress?: (line: string) => void } = {}): Promise<Emulator> {
   const given = process.env.AWS_ENDPOINT_URL;
   if (given) return { endpoint: given.replace(/\/$/, ''), owned: false, stop: async () => undefined };
   return startMoto(opts);

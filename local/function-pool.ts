@@ -204,6 +204,10 @@ export class LocalFunction {
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(this.spec.memoryMb),
         AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
         AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs_local',
+        // The AWS SDK's notice that its 2027 releases need Node >= 22 would otherwise be
+        // printed by every environment at its first client; local mode's own process
+        // prints it once (the SDK's documented switch, aws/aws-sdk-js-v3#7983).
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
         ...this.runtimeEnv,
         ...this.spec.environment,
       },

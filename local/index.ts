@@ -3,8 +3,9 @@ import * as path from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { LocalApiServer } from './api-server';
-import { cloudAssemblyDir, creds, PROJECT_ROOT, synthAndDeploy } from './deploy';
-import { resolveEmulator, type Emulator } from './emulator';
+import { cacheKey, DEFAULT_CACHE_DIR, obtainAssembly, type CachedAssembly } from './assembly-cache';
+import { callerAccount, creds, deploy, ensureBootstrapped, motoAccount, PreloadedCdk, PROJECT_ROOT, synth, synthContext } from './deploy';
+import { freePort, resolveEmulator, type Emulator } from './emulator';
 import { SqsEventSource } from './event-source';
 import { parseFaults } from './faults';
 import { LocalFunction } from './function-pool';
@@ -25,7 +26,31 @@ export interface LocalOptions {
   faultSeed?: number;
   /** Cap on each event source's concurrency (default: the mapping's MaximumConcurrency). */
   maxConcurrency?: number;
+  /**
+   * More source folders or files that shape the stack (relative to the project root), hashed
+   * into the cache key besides STACK_SOURCE_ROOTS and the project's other top-level entries
+   * (see local/assembly-cache.ts); e.g. a test fixture's job types under test/.
+   */
+  extraSourceRoots?: string[];
+  /** Where cached cloud assemblies live (default .offload/cache). */
+  cacheDir?: string;
   log?: (line: string) => void;
+}
+
+/** Where a start's time went, in ms. */
+export interface StartTimings {
+  /** The emulator answering (moto started here, or AWS_ENDPOINT_URL). */
+  emulator: number;
+  /** The cloud assembly: the cache key, then the cached entry or `cdk synth` (in parallel with the emulator's start when moto is ours). */
+  assembly: number;
+  cached: boolean;
+  /** The bootstrap resources `cdk deploy` needs (see ensureBootstrapped). */
+  bootstrap: number;
+  /** `cdk deploy --method=direct`. */
+  deploy: number;
+  /** Reading the deployed stack and applying what the emulator ignores. */
+  discover: number;
+  total: number;
 }
 
 export interface LocalState {
@@ -44,6 +69,7 @@ export interface LocalHandle extends LocalState {
   streamSources: DynamoStreamEventSource[];
   functions: LocalFunction[];
   readyMs: number;
+  timings: StartTimings;
   stop(): Promise<void>;
 }
 
@@ -67,20 +93,78 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
   };
 
   try {
-    const emulator: Emulator = await resolveEmulator();
+    const timings: Partial<StartTimings> = {};
+    const since = (t: number) => Date.now() - t;
+    const context = synthContext(stackName, opts.context ?? {});
+    // What the assembly's preparation says waits until the emulator is up: when no emulator
+    // can start, the one line saying what to install is all the user sees.
+    let held: string[] | undefined = [];
+    const alog = (line: string) => (held ? held.push(line) : log(line));
+    // Leases on cache entries, released when this instance stops (or fails to start).
+    const leases: CachedAssembly[] = [];
+    cleanups.push(async () => leases.splice(0).forEach((a) => a.release()));
+    const obtain = (account: string, endpoint: string, signal?: AbortSignal): Promise<CachedAssembly> => {
+      const t = Date.now();
+      // A registry given with -c jobTypesModule (e.g. under test/fixtures) shapes the stack too: hash its folder.
+      const registry = context.jobTypesModule ? [path.dirname(path.resolve(PROJECT_ROOT, context.jobTypesModule))] : [];
+      const key = cacheKey({ stackName, account, region, context, extraSourceRoots: [...(opts.extraSourceRoots ?? []), ...registry] });
+      return obtainAssembly({
+        key,
+        cacheDir: opts.cacheDir ?? DEFAULT_CACHE_DIR,
+        log: (l) => alog(`[local] ${l}`),
+        synth: (outDir) => {
+          alog(`[local] synthesizing ${stackName} for aws://${account}/${region} (no cached cloud assembly ${key.key.slice(0, 12)})`);
+          return synth({ outDir, account, region, endpoint, context, log: (l) => alog(`[local] ${l}`), signal });
+        },
+      }).then((a) => {
+        leases.push(a);
+        timings.assembly = since(t);
+        timings.cached = a.hit;
+        if (a.hit) alog(`[local] cloud assembly ${a.key.slice(0, 12)} from the cache (${path.relative(PROJECT_ROOT, a.dir)})`);
+        return a;
+      });
+    };
+
+    // The CDK CLI loads (most of a deploy's CPU) while the emulator starts.
+    const cli = new PreloadedCdk('deploy', (l) => log(`[local] ${l}`));
+    cleanups.push(async () => cli.dispose());
+    // With a moto of our own, its account is known before it answers: the cloud assembly
+    // (cached, or synthesized) is prepared while moto starts.
+    const tEmulator = Date.now();
+    const own = !process.env.AWS_ENDPOINT_URL;
+    const port = own ? await freePort() : undefined;
+    const early = own ? new AbortController() : undefined;
+    const earlyAssembly = own ? obtain(motoAccount(), `http://localhost:${port}`, early!.signal) : undefined;
+    earlyAssembly?.catch(() => undefined);
+    let emulator: Emulator;
+    try {
+      emulator = await resolveEmulator({ port, progress: (l) => log(`[local] ${l}`) });
+    } catch (err) {
+      early?.abort(err);
+      await earlyAssembly?.catch(() => undefined);
+      throw err;
+    }
+    timings.emulator = since(tEmulator);
     cleanups.push(() => emulator.stop());
     log(`[local] AWS endpoint ${emulator.endpoint}${emulator.owned ? ' (moto, started here)' : ''}`);
+    for (const line of held) log(line);
+    held = undefined;
 
-    const cloudAssembly = cloudAssemblyDir();
-    cleanups.push(async () => fs.rmSync(cloudAssembly, { recursive: true, force: true }));
-    const deployed = await synthAndDeploy({
-      endpoint: emulator.endpoint,
-      region,
-      stackName,
-      context: opts.context ?? {},
-      cloudAssembly,
-      log: (l) => log(`[local] ${l}`),
-    });
+    const account = await callerAccount(emulator.endpoint, region);
+    let assembly = await earlyAssembly;
+    // MOTO_ACCOUNT_ID set for moto but not for local mode: synthesize for the account moto has.
+    if (!assembly || account !== motoAccount()) assembly = await obtain(account, emulator.endpoint);
+    const cloudAssembly = assembly.dir;
+
+    let t = Date.now();
+    const bootstrap = await ensureBootstrapped({ endpoint: emulator.endpoint, region, account, cloudAssembly, stackName });
+    timings.bootstrap = since(t);
+    if (bootstrap === 'created') log(`[local] bootstrap resources for aws://${account}/${region}: staging bucket and version parameter`);
+    log(`[local] deploying ${stackName}`);
+    t = Date.now();
+    const deployed = await deploy({ cli, endpoint: emulator.endpoint, region, account, stackName, cloudAssembly, log: (l) => log(`[local] ${l}`) });
+    timings.deploy = since(t);
+    t = Date.now();
     const topology = await discover({
       endpoint: emulator.endpoint,
       region,
@@ -90,6 +174,7 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
       credentials,
       log,
     });
+    timings.discover = since(t);
 
     const runtimeEnv = {
       AWS_ENDPOINT_URL: emulator.endpoint,
@@ -180,7 +265,14 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
       fs.writeFileSync(stateFile, `${JSON.stringify(state, null, 2)}\n`);
       cleanups.push(async () => fs.rmSync(stateFile, { force: true }));
     }
-    return { ...state, eventSources, streamSources, functions: [...functions.values()], readyMs: Date.now() - started, stop };
+    const readyMs = Date.now() - started;
+    const done = { ...timings, total: readyMs } as StartTimings;
+    const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    log(
+      `[local] start: emulator ${sec(done.emulator)}, cloud assembly ${sec(done.assembly)} (${done.cached ? 'cached' : 'cdk synth'}${own ? ', alongside the emulator' : ''}), ` +
+        `bootstrap ${sec(done.bootstrap)}, deploy ${sec(done.deploy)}, discover ${sec(done.discover)}, total ${sec(readyMs)}`,
+    );
+    return { ...state, eventSources, streamSources, functions: [...functions.values()], readyMs, timings: done, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
-import { EmulatorMissingError } from './emulator';
 import { startLocal, type LocalHandle } from './index';
+import { ToolMissingError } from './python-tools';
 
 /**
  * `npm start` / `npm run local`: the whole pipeline on one machine, against an AWS emulator.
@@ -15,7 +15,13 @@ const program = new Command()
   .option('--stack-name <name>', 'stack name', 'Offload')
   .option('--max-concurrency <n>', "cap each SQS event source's concurrency (default: the stack's)", (v) => parseIntArg(v))
   .option('--state-file <path>', 'where to write the state file (default .offload/local.json)')
+  .option('--cache-dir <path>', 'where cached cloud assemblies live (default .offload/cache)')
+  .option('--source-root <path>', 'another folder or file that shapes the stack, hashed into the cache key (repeatable)', collectList, [] as string[])
   .parse();
+
+function collectList(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
 
 function parseIntArg(v: string): number {
   const n = Number(v);
@@ -30,7 +36,15 @@ function collectContext(value: string, previous: Record<string, string>): Record
 }
 
 async function main(): Promise<void> {
-  const o = program.opts<{ port: number; context: Record<string, string>; stackName: string; maxConcurrency?: number; stateFile?: string }>();
+  const o = program.opts<{
+    port: number;
+    context: Record<string, string>;
+    stackName: string;
+    maxConcurrency?: number;
+    stateFile?: string;
+    cacheDir?: string;
+    sourceRoot: string[];
+  }>();
   let handle: LocalHandle | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -46,7 +60,15 @@ async function main(): Promise<void> {
   // Started by a test or a tool that died: don't outlive it.
   if (process.send) process.on('disconnect', () => void shutdown('parent gone'));
 
-  handle = await startLocal({ port: o.port, context: o.context, stackName: o.stackName, maxConcurrency: o.maxConcurrency, stateFile: o.stateFile });
+  handle = await startLocal({
+    port: o.port,
+    context: o.context,
+    stackName: o.stackName,
+    maxConcurrency: o.maxConcurrency,
+    stateFile: o.stateFile,
+    cacheDir: o.cacheDir,
+    extraSourceRoots: o.sourceRoot,
+  });
   if (stopping) return;
   console.log('');
   console.log(`offload local mode is ready in ${(handle.readyMs / 1000).toFixed(1)} s`);
@@ -59,6 +81,7 @@ async function main(): Promise<void> {
 }
 
 main().catch(async (err) => {
-  console.error(`offload-local: ${err instanceof EmulatorMissingError ? err.message : (err as Error).stack}`);
+  // A missing tool is one line saying what to install; anything else keeps its stack.
+  console.error(`offload-local: ${err instanceof ToolMissingError ? err.message : (err as Error).stack}`);
   process.exit(1);
 });

@@ -5,6 +5,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { INDEXES, queueOutputKeys } from '../../lambda/shared/contract';
 import { OUTPUT_KEYS } from '../../lib/offload-stack';
+import { ensureCfnLint } from '../../local/python-tools';
 import { resourcesOfType, synth, type Synthesized } from './synth';
 
 let full: Synthesized;
@@ -90,9 +91,12 @@ describe('the template as a whole', () => {
     }
   });
 
-  it('is clean under cfn-lint (no errors; W3005 is CDK adding DependsOn next to a GetAtt)', () => {
-    const out = spawnSync('cfn-lint', ['--format', 'json', '--ignore-checks', 'W3005', '--', full.templatePath], { encoding: 'utf8' });
-    expect(out.error, 'cfn-lint must be installed (pip install cfn-lint)').toBeUndefined();
+  it('is clean under cfn-lint (no errors; W3005 is CDK adding DependsOn next to a GetAtt)', async () => {
+    // On the PATH, or a module of OFFLOAD_PYTHON, or in .offload/venv (installed there when
+    // missing); otherwise this fails with one line saying what to install.
+    const cfnLint = await ensureCfnLint();
+    const out = spawnSync(cfnLint.command, [...cfnLint.args, '--format', 'json', '--ignore-checks', 'W3005', '--', full.templatePath], { encoding: 'utf8' });
+    expect(out.error).toBeUndefined();
     const findings = JSON.parse(out.stdout || '[]') as Array<{ Rule: { Id: string }; Message: string }>;
     expect(findings.map((f) => `${f.Rule.Id}: ${f.Message}`)).toEqual([]);
   });
