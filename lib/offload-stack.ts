@@ -43,6 +43,7 @@ export class OffloadStack extends Stack {
     const config = (this.config = configFromContext(this.node, props.config));
     const plugins = props.jobTypes ?? builtInJobTypes;
     checkTypes(plugins);
+    checkJobContext(this.node.getAllContext(), plugins.map((p) => p.definition.name));
     const definitions = plugins.map((p) => p.definition);
     const removalPolicy = config.ephemeral ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
     const corsOrigins = config.corsOrigins.split(',').map((o) => o.trim()).filter(Boolean);
@@ -195,4 +196,16 @@ function checkTypes(plugins: readonly JobTypePlugin[]): void {
     seen.add(name);
   }
   if (seen.size === 0) throw new Error('an offload stack needs at least one job type');
+}
+
+/** `-c jobs.<type>.<setting>` (or a `jobs` object) naming a type the stack does not run is a typo: refuse it. */
+function checkJobContext(context: Record<string, unknown>, names: string[]): void {
+  const nested = context.jobs;
+  const mentioned = [
+    ...Object.keys(context).filter((k) => k.startsWith('jobs.')).map((k) => k.split('.')[1]),
+    ...(typeof nested === 'object' && nested !== null ? Object.keys(nested) : []),
+  ];
+  for (const type of mentioned) {
+    if (!names.includes(type)) throw new Error(`context jobs.${type}: no job type ${type}; the stack runs ${names.join(', ')}`);
+  }
 }

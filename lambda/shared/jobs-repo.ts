@@ -327,7 +327,7 @@ export class JobsRepo {
       .flatMap((p) => p.items.map((item) => ({ type: p.type, item })))
       .sort((a, b) => (a.item.createdAt < b.item.createdAt ? 1 : a.item.createdAt > b.item.createdAt ? -1 : 0))
       .slice(0, q.limit);
-    const next: Record<string, Key | null | undefined> = {};
+    const next: Record<string, Key | typeof START | null | undefined> = {};
     let more = false;
     for (const page of pages) {
       const taken = merged.filter((m) => m.type === page.type);
@@ -338,7 +338,7 @@ export class JobsRepo {
       } else {
         more = true;
         const last = taken.at(-1)?.item;
-        next[page.type] = last ? indexKey(last) : positions[page.type];
+        next[page.type] = last ? indexKey(last) : (positions[page.type] ?? START);
       }
     }
     return { jobs: merged.map((m) => m.item), nextCursor: more ? encodeCursor(next) : null };
@@ -385,9 +385,12 @@ export class JobsRepo {
 
 export class InvalidCursorError extends Error {}
 
+/** A type's position in a cursor before any of its jobs was taken. */
+const START = 'start';
+
 const indexKey = (job: JobRecord): Key => ({ jobId: job.jobId, type: job.type, createdAt: job.createdAt });
 
-function encodeCursor(positions: Record<string, Key | null | undefined>): string {
+function encodeCursor(positions: Record<string, Key | typeof START | null | undefined>): string {
   return Buffer.from(JSON.stringify(positions)).toString('base64url');
 }
 
@@ -411,6 +414,7 @@ function decodeCursor(cursor: string | undefined, types: string[]): Record<strin
       positions[type] = null;
       continue;
     }
+    if (pos === START) continue;
     // Only a key of the index, rebuilt from exactly its three attributes, reaches DynamoDB.
     const k = pos as Record<string, unknown>;
     const keys = typeof k === 'object' && !Array.isArray(k) ? Object.keys(k).sort().join(',') : '';

@@ -105,8 +105,11 @@ export async function runJob<Input, Settings>(
   const { jobId } = opts.message;
   const s = opts.settings;
   const leaseMs = s.timeoutSeconds * 1000;
-  // Once the lease is out, every remaining delivery of the message may still come.
+  // Once the lease is out, every remaining delivery of the message may still come, each after
+  // at most a visibility timeout (a handled failure releases the job and sets a new deadline).
   const graceMs = s.maxReceiveCount * opts.visibilityTimeoutSeconds * 1000;
+  // After a release the message comes back after its backoff (at most the cap), then as above.
+  const releasedMs = s.retryMaxSeconds * 1000 + graceMs;
   const claim = await repo.claim(jobId, opts.owner, leaseMs, graceMs, opts.message.claimInput);
   if (!claim.claimed) {
     const job = claim.job;
@@ -139,7 +142,7 @@ export async function runJob<Input, Settings>(
       transient = err;
     } else {
       logger.warn('transient failure; will be retried', { jobId, reason: errorMessage(err), receiveCount: opts.receiveCount });
-      await repo.release(jobId, opts.owner, { code: 'transient', message: errorMessage(err) }, graceMs);
+      await repo.release(jobId, opts.owner, { code: 'transient', message: errorMessage(err) }, releasedMs);
       throw err;
     }
   }
