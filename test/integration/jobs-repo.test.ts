@@ -1,41 +1,44 @@
-import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { App, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { INDEXES, SWEEP_SHARDS } from '../../lambda/shared/contract';
 import { PermanentJobError } from '../../lambda/shared/errors';
-import { notify, runJob, RetryLaterError } from '../../lambda/shared/job-runner';
-import { JobsRepo } from '../../lambda/shared/jobs-repo';
+import { DEFAULT_CORE_SETTINGS, type CoreSettings } from '../../lambda/shared/job-type';
+import { InvalidCursorError, JobsRepo, MAX_FILTERED_READS, SWEEP_SHARD_KEYS, sweepShardOf } from '../../lambda/shared/jobs-repo';
 import type { JobRecord } from '../../lambda/shared/model';
-import type { Notifier } from '../../lambda/shared/notifier';
-import { resourcesOfType, synth } from '../infra/synth';
+import { runJob, RetryLaterError, type RunOptions, type WorkLogger } from '../../lambda/shared/worker';
+import { JobsTable } from '../../lib/jobs-table';
 import { startMoto, testCredentials, type Moto } from '../helpers/moto';
 
 /**
  * The job state machine against a real DynamoDB API (moto): conditional writes, leases,
- * duplicate deliveries, retries, the DLQ path and the sweeper's queries. The table is
- * created from the synthesized template's own definition.
+ * duplicate deliveries, retries, the sweep deadlines and the sweeper's index, paged lists.
+ * The table is created from the jobs table construct's own synthesized definition (keys and
+ * both indexes, the sparse byDeadline one included).
  */
 let moto: Moto;
 let doc: DynamoDBDocumentClient;
-let table: string;
+let ddb: DynamoDBClient;
+const table = 'jobs-test';
 let repo: JobsRepo;
-let published: JobRecord[];
-/**
- * The repository's clock, injected: lease expiry is a matter of moving it on, not of waiting.
- * It starts at the wall clock (runJob's own age check for a finished job reads Date.now()).
- */
+/** The repository's clock, injected: a lease or a deadline runs out by moving it on, not by waiting. */
 let clock: number;
 const advance = (ms: number) => void (clock += ms);
-const notifier = { publish: async (job: JobRecord) => void published.push(job) } as unknown as Notifier;
-const logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const logger: WorkLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 let seq = 0;
-const id = () => `00000000-0000-4000-8000-${String(++seq).padStart(12, '0')}`;
+/** A fresh job id; its first hex digit picks its sweep shard (`d<digit>`): tests that read a shard use digits no other test uses. */
+const id = (first = '0') => `${first}0000000-0000-4000-8000-${String(++seq).padStart(12, '0')}`;
+const ERR = { code: 'retries_exhausted', message: 'x' };
 
 beforeAll(async () => {
   moto = await startMoto();
-  const ddb = new DynamoDBClient({ endpoint: moto.endpoint, region: 'us-east-1', credentials: testCredentials });
+  ddb = new DynamoDBClient({ endpoint: moto.endpoint, region: 'us-east-1', credentials: testCredentials });
   doc = DynamoDBDocumentClient.from(ddb, { marshallOptions: { removeUndefinedValues: true } });
-  const [, def] = resourcesOfType(synth({}, { bundle: false }).json, 'AWS::DynamoDB::Table')[0];
-  table = 'jobs-test';
+  const stack = new Stack(new App(), 'JobsTableOnly');
+  new JobsTable(stack, 'Jobs', { removalPolicy: RemovalPolicy.DESTROY });
+  const [def] = Object.values(Template.fromStack(stack).findResources('AWS::DynamoDB::Table'));
   const p = def.Properties;
   await ddb.send(
     new CreateTableCommand({
@@ -53,42 +56,87 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  clock = Date.now();
-  repo = new JobsRepo(doc, table, 'byTypeCreatedAt', 90, () => new Date(clock));
-  published = [];
+  clock = Date.parse('2030-06-01T12:00:00.000Z') + seq * 1000;
+  repo = new JobsRepo(doc, table, 90, () => new Date(clock));
+});
+
+describe('the jobs table', () => {
+  it('has the byType and the sparse, sharded byDeadline index', async () => {
+    const { Table } = await ddb.send(new DescribeTableCommand({ TableName: table }));
+    const byName = Object.fromEntries((Table?.GlobalSecondaryIndexes ?? []).map((i) => [i.IndexName, i]));
+    expect(byName[INDEXES.byType].KeySchema).toEqual([
+      { AttributeName: 'type', KeyType: 'HASH' },
+      { AttributeName: 'createdAt', KeyType: 'RANGE' },
+    ]);
+    expect(byName[INDEXES.byDeadline].KeySchema).toEqual([
+      { AttributeName: 'sweepShard', KeyType: 'HASH' },
+      { AttributeName: 'sweepAt', KeyType: 'RANGE' },
+    ]);
+    expect(byName[INDEXES.byDeadline].Projection).toMatchObject({ ProjectionType: 'INCLUDE' });
+    expect([...(byName[INDEXES.byDeadline].Projection?.NonKeyAttributes ?? [])].sort()).toEqual(['status', 'type']);
+    expect(Table?.AttributeDefinitions).toContainEqual({ AttributeName: 'sweepAt', AttributeType: 'N' });
+    expect(Table?.AttributeDefinitions).toContainEqual({ AttributeName: 'sweepShard', AttributeType: 'S' });
+  });
+
+  it('spreads jobs over SWEEP_SHARDS shards by the first hex digit of their id', () => {
+    expect(SWEEP_SHARD_KEYS).toHaveLength(SWEEP_SHARDS);
+    expect(sweepShardOf('00000000-0000-4000-8000-000000000000')).toBe('d0');
+    expect(sweepShardOf('c0000000-0000-4000-8000-000000000000')).toBe('d12');
+    expect(sweepShardOf('f0000000-0000-4000-8000-000000000000')).toBe('d15');
+    for (const d of '0123456789abcdef') expect(SWEEP_SHARD_KEYS).toContain(sweepShardOf(`${d}0000000-0000-4000-8000-000000000000`));
+  });
 });
 
 describe('JobsRepo', () => {
-  it('creates a job once', async () => {
+  it('creates a job once, with a sweep deadline sweepAfterMs from now in its shard', async () => {
     const jobId = id();
-    expect(await repo.create({ jobId, type: 'thumbnail', status: 'awaiting_upload' })).toMatchObject({ jobId, attempts: 0 });
-    expect(await repo.create({ jobId, type: 'thumbnail', status: 'queued' })).toBeUndefined();
+    const made = await repo.create({ jobId, type: 'thumbnail', status: 'awaiting_upload', sweepAfterMs: 960_000 });
+    expect(made).toMatchObject({ jobId, attempts: 0, status: 'awaiting_upload', sweepShard: sweepShardOf(jobId), sweepAt: clock + 960_000 });
+    expect(await repo.create({ jobId, type: 'thumbnail', status: 'queued', sweepAfterMs: 1 })).toBeUndefined();
     const job = await repo.get(jobId);
-    expect(job?.status).toBe('awaiting_upload');
-    expect(job?.expiresAt).toBeGreaterThan(clock / 1000 + 89 * 86400);
+    expect(job).toMatchObject({ status: 'awaiting_upload', sweepShard: sweepShardOf(jobId), sweepAt: clock + 960_000 });
+    expect(job?.expiresAt).toBe(Math.floor(clock / 1000) + 90 * 86400);
   });
 
   it('lets one invocation hold a job; another claims it only after the lease ran out', async () => {
     const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued', input: { filename: 'a.jpg', key: 'k' } });
-    const first = await repo.claim(jobId, 'm1#1', 60_000, { bytes: 42 });
+    await repo.create({ jobId, type: 'thumbnail', status: 'queued', input: { filename: 'a.jpg', key: 'k' }, sweepAfterMs: 1000 });
+    const first = await repo.claim(jobId, 'm1#1', 60_000, 30_000, { bytes: 42 });
     expect(first.claimed).toBe(true);
-    expect(first.job).toMatchObject({ status: 'processing', attempts: 1, leaseOwner: 'm1#1', leaseShard: 'held', input: { filename: 'a.jpg', bytes: 42 } });
-    const dup = await repo.claim(jobId, 'm1#2', 60_000);
+    expect(first.job).toMatchObject({
+      status: 'processing',
+      attempts: 1,
+      leaseOwner: 'm1#1',
+      leaseUntil: clock + 60_000,
+      // The sweeper may fail it once the lease and every remaining delivery (the grace) are out.
+      sweepShard: sweepShardOf(jobId),
+      sweepAt: clock + 60_000 + 30_000,
+      input: { filename: 'a.jpg', key: 'k', bytes: 42 },
+    });
+    const dup = await repo.claim(jobId, 'm1#2', 60_000, 30_000);
     expect(dup).toMatchObject({ claimed: false, job: { status: 'processing', leaseOwner: 'm1#1' } });
 
     const expiring = id();
-    await repo.create({ jobId: expiring, type: 'thumbnail', status: 'queued' });
-    await repo.claim(expiring, 'a#1', 1);
+    await repo.create({ jobId: expiring, type: 'thumbnail', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(expiring, 'a#1', 1, 10);
     advance(20);
-    const takeover = await repo.claim(expiring, 'a#2', 60_000);
-    expect(takeover).toMatchObject({ claimed: true, job: { attempts: 2, leaseOwner: 'a#2' } });
+    const takeover = await repo.claim(expiring, 'a#2', 60_000, 5_000);
+    expect(takeover).toMatchObject({ claimed: true, job: { attempts: 2, leaseOwner: 'a#2', sweepAt: clock + 65_000 } });
   });
 
-  it('finishes only for the lease holder, and never twice', async () => {
+  it('records progress only for the lease holder', async () => {
     const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
-    const { job: claimed } = (await repo.claim(jobId, 'm#1', 60_000)) as { job: JobRecord };
+    await repo.create({ jobId, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(jobId, 'm#1', 60_000, 0);
+    await repo.progress(jobId, 'm#1', { done: 3, total: 10 });
+    await repo.progress(jobId, 'intruder#1', { done: 9, total: 10 });
+    expect((await repo.get(jobId))?.progress).toEqual({ done: 3, total: 10 });
+  });
+
+  it('finishes only for the lease holder, and never twice; the terminal write leaves the sweep index', async () => {
+    const jobId = id();
+    await repo.create({ jobId, type: 'thumbnail', status: 'queued', sweepAfterMs: 1000 });
+    const { job: claimed } = (await repo.claim(jobId, 'm#1', 60_000, 30_000)) as { job: JobRecord };
     advance(1234);
     expect(await repo.finish(jobId, 'someone-else', { status: 'succeeded' })).toBeUndefined();
     const done = await repo.finish(jobId, 'm#1', {
@@ -97,38 +145,77 @@ describe('JobsRepo', () => {
       outputs: [{ name: 's', format: 'jpeg', contentType: 'image/jpeg', bytes: 1, key: 'x' }],
       input: { filename: 'f.jpg', key: 'uploads/x/f.jpg', width: 3, height: 2 },
     });
-    expect(done).toMatchObject({ status: 'succeeded', outputs: [{ name: 's' }], input: { width: 3, height: 2 } });
-    expect(done?.leaseOwner).toBeUndefined();
-    expect(done?.leaseShard).toBeUndefined();
+    expect(done).toMatchObject({ status: 'succeeded', outputs: [{ name: 's' }], input: { width: 3, height: 2 }, completedAt: new Date(clock).toISOString() });
+    for (const gone of ['leaseOwner', 'leaseUntil', 'sweepShard', 'sweepAt', 'error'] as const) expect(done).not.toHaveProperty(gone);
     expect(await repo.finish(jobId, 'm#1', { status: 'failed' })).toBeUndefined();
     // processingMs is written with the terminal state, in the same update: completedAt - startedAt.
     expect(done?.processingMs).toBe(Date.parse(done!.completedAt!) - Date.parse(claimed.startedAt!));
     expect(done?.processingMs).toBe(1234);
     expect((await repo.get(jobId))?.processingMs).toBe(done?.processingMs);
-    expect(await repo.claim(jobId, 'm#2', 60_000)).toMatchObject({ claimed: false, job: { status: 'succeeded' } });
+    expect(await repo.claim(jobId, 'm#2', 60_000, 0)).toMatchObject({ claimed: false, job: { status: 'succeeded' } });
   });
 
-  it('lists newest first across types, with filters and a working cursor', async () => {
-    const local = new JobsRepo(doc, 'jobs-test', 'byTypeCreatedAt', 90);
-    const base = Date.parse('2030-01-01T00:00:00Z');
-    const ids: string[] = [];
-    for (let i = 0; i < 7; i++) {
-      const jobId = id();
-      ids.push(jobId);
-      await local.create({ jobId, type: i % 2 ? 'report' : 'thumbnail', status: i % 3 ? 'queued' : 'failed', createdAt: new Date(base + i * 1000).toISOString() });
-    }
-    const seen: string[] = [];
-    let cursor: string | undefined;
-    for (let page = 0; page < 20; page++) {
-      const res = await local.list({ limit: 3, cursor });
-      seen.push(...res.jobs.filter((j) => ids.includes(j.jobId)).map((j) => j.jobId));
-      if (!res.nextCursor) break;
-      cursor = res.nextCursor;
-    }
-    expect(seen).toEqual([...ids].reverse());
-    const failedThumbs = await local.list({ type: 'thumbnail', status: 'failed', limit: 10 });
-    expect(failedThumbs.jobs.filter((j) => ids.includes(j.jobId)).map((j) => j.jobId)).toEqual([ids[6], ids[0]]);
-    await expect(local.list({ limit: 3, cursor: 'not-a-cursor' })).rejects.toThrow(/cursor/);
+  it('gives a job back on release: queued, with its last error and a new deadline', async () => {
+    const jobId = id();
+    await repo.create({ jobId, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(jobId, 'm#1', 60_000, 30_000);
+    advance(500);
+    await repo.release(jobId, 'other#1', { code: 'transient', message: 'not mine' }, 1);
+    expect((await repo.get(jobId))?.status).toBe('processing');
+    await repo.release(jobId, 'm#1', { code: 'transient', message: 'S3 is having a moment' }, 45_000);
+    const job = await repo.get(jobId);
+    expect(job).toMatchObject({
+      status: 'queued',
+      lastError: { code: 'transient', message: 'S3 is having a moment' },
+      sweepShard: sweepShardOf(jobId),
+      sweepAt: clock + 45_000,
+      attempts: 1,
+    });
+    expect(job).not.toHaveProperty('leaseOwner');
+    expect(job).not.toHaveProperty('leaseUntil');
+    // The next delivery claims it again.
+    expect(await repo.claim(jobId, 'm#2', 60_000, 0)).toMatchObject({ claimed: true, job: { attempts: 2 } });
+  });
+
+  it('takes back a job that failed retries_exhausted (a redrive), but no other finished job', async () => {
+    const exhausted = id();
+    await repo.create({ jobId: exhausted, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(exhausted, 'm#3', 60_000, 0);
+    await repo.finish(exhausted, 'm#3', { status: 'failed', error: { code: 'retries_exhausted', message: 'gave up' } });
+    const redriven = await repo.claim(exhausted, 'redrive#1', 60_000, 1_000);
+    expect(redriven).toMatchObject({ claimed: true, job: { status: 'processing', attempts: 2, sweepShard: sweepShardOf(exhausted), sweepAt: clock + 61_000 } });
+    expect(redriven.job).not.toHaveProperty('error');
+    expect(redriven.job).not.toHaveProperty('completedAt');
+
+    const bad = id();
+    await repo.create({ jobId: bad, type: 'thumbnail', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(bad, 'm#1', 60_000, 0);
+    await repo.finish(bad, 'm#1', { status: 'failed', error: { code: 'corrupt_image', message: 'bad' } });
+    expect(await repo.claim(bad, 'm#2', 60_000, 0)).toMatchObject({ claimed: false, job: { status: 'failed', error: { code: 'corrupt_image' } } });
+    expect(await repo.claim(id(), 'm#1', 60_000, 0)).toEqual({ claimed: false, job: undefined });
+  });
+
+  it('fails a queued job whose message could not be sent, and nothing that moved on', async () => {
+    const queued = id();
+    await repo.create({ jobId: queued, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    const error = { code: 'internal_error', message: 'the job could not be queued; please retry' };
+    const failed = await repo.failQueued(queued, error);
+    expect(failed).toMatchObject({ jobId: queued, status: 'failed', error, outputs: [], completedAt: new Date(clock).toISOString() });
+    expect(failed).not.toHaveProperty('sweepShard');
+    expect(failed).not.toHaveProperty('sweepAt');
+    expect(await repo.failQueued(queued, error)).toBeUndefined(); // failed already: not rewritten
+    const running = id();
+    await repo.create({ jobId: running, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(running, 'm#1', 60_000, 0);
+    expect(await repo.failQueued(running, error)).toBeUndefined();
+    expect((await repo.get(running))?.status).toBe('processing');
+    const awaiting = id();
+    await repo.create({ jobId: awaiting, type: 'thumbnail', status: 'awaiting_upload', sweepAfterMs: 1000 });
+    expect(await repo.failQueued(awaiting, error)).toBeUndefined();
+    expect((await repo.get(awaiting))?.status).toBe('awaiting_upload');
+    const none = id();
+    expect(await repo.failQueued(none, error)).toBeUndefined(); // no such job: nothing created
+    expect(await repo.get(none)).toBeUndefined();
   });
 
   it('streams jobs of a type within a range, oldest first, across pages', async () => {
@@ -136,149 +223,281 @@ describe('JobsRepo', () => {
     const want: string[] = [];
     for (let i = 0; i < 12; i++) {
       const jobId = id();
-      await repo.create({ jobId, type: 'thumbnail', status: 'succeeded', createdAt: new Date(Date.parse(from) + i * 3600_000).toISOString() });
+      await repo.create({ jobId, type: 'thumbnail', status: 'queued', createdAt: new Date(Date.parse(from) + i * 3600_000).toISOString(), sweepAfterMs: 1 });
       want.push(jobId);
     }
-    await repo.create({ jobId: id(), type: 'thumbnail', status: 'succeeded', createdAt: '2031-03-02T00:00:00.000Z' });
+    await repo.create({ jobId: id(), type: 'thumbnail', status: 'queued', createdAt: '2031-03-02T00:00:00.000Z', sweepAfterMs: 1 });
     const got: string[] = [];
     for await (const j of repo.streamByType('thumbnail', from, '2031-03-01T23:59:59.999Z', 5)) got.push(j.jobId);
     expect(got).toEqual(want);
   });
 });
 
-describe('runJob', () => {
-  const opts = (jobId: string, receiveCount = 1) => ({ jobId, owner: `msg#${receiveCount}`, receiveCount, maxReceiveCount: 3, leaseMs: 60_000 });
-  const deps = () => ({ repo, notifier, logger });
+describe('JobsRepo.list', () => {
+  it('lists newest first across types, with filters and a working cursor', async () => {
+    // Types of this test's own, so the jobs other tests make are not in the way.
+    const types = ['list-thumbs', 'list-reports'];
+    const base = Date.parse('2030-01-01T00:00:00Z');
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const jobId = id();
+      ids.push(jobId);
+      await repo.create({ jobId, type: types[i % 2], status: 'queued', createdAt: new Date(base + i * 1000).toISOString(), sweepAfterMs: 1000 });
+      if (i % 3 === 0) await repo.failQueued(jobId, ERR);
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    for (; pages < 20; pages++) {
+      const res = await repo.list({ types, limit: 3, cursor });
+      expect(res.jobs.length).toBeLessThanOrEqual(3);
+      seen.push(...res.jobs.map((j) => j.jobId));
+      if (!res.nextCursor) break;
+      cursor = res.nextCursor;
+    }
+    expect(seen).toEqual([...ids].reverse());
+    expect(pages).toBeGreaterThanOrEqual(2);
+    const failedThumbs = await repo.list({ types: ['list-thumbs'], status: 'failed', limit: 10 });
+    expect(failedThumbs.jobs.map((j) => j.jobId)).toEqual([ids[6], ids[0]]);
+    expect(failedThumbs.nextCursor).toBeNull();
+    const queuedBoth = await repo.list({ types, status: 'queued', limit: 10 });
+    expect(queuedBoth.jobs.map((j) => j.jobId)).toEqual([ids[5], ids[4], ids[2], ids[1]]);
+    await expect(repo.list({ types, limit: 3, cursor: 'not-a-cursor' })).rejects.toThrow(/cursor/);
+  });
 
-  it('succeeds, notifies once, and ignores a duplicate delivery', async () => {
+  it('refuses a cursor made for one set of types for another', async () => {
+    const types = ['cur-a', 'cur-b'];
+    const base = Date.parse('2030-03-01T00:00:00Z');
+    for (let i = 0; i < 6; i++) {
+      await repo.create({ jobId: id(), type: types[i % 2], status: 'queued', createdAt: new Date(base + i * 1000).toISOString(), sweepAfterMs: 1000 });
+    }
+    // The first page takes one job of each type, so the cursor holds both types' positions.
+    const first = await repo.list({ types, limit: 2 });
+    expect(first.jobs.map((j) => j.type).sort()).toEqual(types);
+    const cursor = first.nextCursor!;
+    expect(cursor).toEqual(expect.any(String));
+    await expect(repo.list({ types: ['cur-a'], limit: 2, cursor })).rejects.toBeInstanceOf(InvalidCursorError);
+    await expect(repo.list({ types: ['cur-a', 'cur-c'], limit: 2, cursor })).rejects.toThrow(/does not belong/);
+    await expect(repo.list({ types: ['cur-a', 'cur-b', 'cur-c'], limit: 2, cursor })).rejects.toThrow(/does not belong/);
+    // The same set in another order is the same query, and goes on where the first page stopped.
+    const second = await repo.list({ types: [...types].reverse(), limit: 2, cursor });
+    expect(second.jobs.map((j) => j.createdAt)).toEqual([new Date(base + 3000).toISOString(), new Date(base + 2000).toISOString()]);
+    // A cursor naming another type's key under this type's name is not valid either.
+    const forged = Buffer.from(JSON.stringify({ 'cur-a': { jobId: id(), type: 'cur-b', createdAt: '2030-03-01T00:00:00.000Z' }, 'cur-b': null })).toString('base64url');
+    await expect(repo.list({ types, limit: 2, cursor: forged })).rejects.toThrow(/not valid/);
+  });
+
+  it('reads at most MAX_FILTERED_READS items per type and request under a status filter, and answers with a cursor early', async () => {
+    const type = 'budget';
+    const base = Date.parse('2030-02-01T00:00:00Z');
+    const match = id();
+    await repo.create({ jobId: match, type, status: 'queued', createdAt: new Date(base).toISOString(), sweepAfterMs: 1000 });
+    await repo.failQueued(match, ERR);
+    const newer = Array.from({ length: MAX_FILTERED_READS + 50 }, (_, i) => ({ jobId: id(), createdAt: new Date(base + (i + 1) * 1000).toISOString() }));
+    for (let i = 0; i < newer.length; i += 25) {
+      await Promise.all(newer.slice(i, i + 25).map((j) => repo.create({ ...j, type, status: 'queued', sweepAfterMs: 1000 })));
+    }
+    // Count what each list request reads from the index (DynamoDB's ScannedCount).
+    let scanned = 0;
+    const counting = {
+      send: async (cmd: unknown) => {
+        const out = await doc.send(cmd as QueryCommand);
+        if (cmd instanceof QueryCommand) scanned += (out as { ScannedCount?: number }).ScannedCount ?? 0;
+        return out;
+      },
+    } as unknown as DynamoDBDocumentClient;
+    const counted = new JobsRepo(counting, table, 90, () => new Date(clock));
+
+    const first = await counted.list({ types: [type], status: 'failed', limit: 10 });
+    expect(first.jobs).toEqual([]);
+    expect(first.nextCursor).toEqual(expect.any(String));
+    expect(scanned).toBeGreaterThan(0);
+    expect(scanned).toBeLessThanOrEqual(MAX_FILTERED_READS);
+
+    const found: string[] = [];
+    let cursor = first.nextCursor;
+    let requests = 1;
+    while (cursor && requests < 10) {
+      scanned = 0;
+      const page = await counted.list({ types: [type], status: 'failed', limit: 10, cursor });
+      requests++;
+      expect(scanned).toBeLessThanOrEqual(MAX_FILTERED_READS);
+      found.push(...page.jobs.map((j) => j.jobId));
+      cursor = page.nextCursor;
+    }
+    expect(found).toEqual([match]);
+    expect(cursor).toBeNull();
+    expect(requests).toBe(2);
+    // Without a filter nothing is spent on non-matching items: a full page at once.
+    expect((await repo.list({ types: [type], limit: 10 })).jobs).toHaveLength(10);
+  });
+});
+
+describe('sweep deadlines', () => {
+  const dueIds = async (shard: string, nowMs: number) => {
+    const out: { jobId: string; sweepAt?: number; status?: string; type?: string }[] = [];
+    for await (const d of repo.due(shard, nowMs)) out.push(d);
+    return out;
+  };
+
+  it('due() lists only the unfinished jobs of its shard past their deadline, oldest first', async () => {
+    // Shards d12 and d13 belong to this test alone.
+    const past1 = id('c');
+    const past2 = id('c');
+    const atNow = id('c');
+    const future = id('c');
+    const finished = id('c');
+    const otherShard = id('d');
+    await repo.create({ jobId: past2, type: 'report', status: 'queued', sweepAfterMs: 2_000 });
+    await repo.create({ jobId: past1, type: 'thumbnail', status: 'awaiting_upload', sweepAfterMs: 1_000 });
+    await repo.create({ jobId: atNow, type: 'report', status: 'queued', sweepAfterMs: 10_000 });
+    await repo.create({ jobId: future, type: 'report', status: 'queued', sweepAfterMs: 60_000 });
+    await repo.create({ jobId: finished, type: 'report', status: 'queued', sweepAfterMs: 1_000 });
+    await repo.claim(finished, 'm#1', 1, 1);
+    await repo.finish(finished, 'm#1', { status: 'succeeded' });
+    await repo.create({ jobId: otherShard, type: 'report', status: 'queued', sweepAfterMs: 1_000 });
+
+    const now = clock + 10_000;
+    const due = await dueIds('d12', now);
+    expect(due.map((d) => d.jobId)).toEqual([past1, past2]);
+    expect(due[0]).toMatchObject({ jobId: past1, type: 'thumbnail', status: 'awaiting_upload', sweepAt: clock + 1_000 });
+    expect(due[1]).toMatchObject({ jobId: past2, type: 'report', status: 'queued', sweepAt: clock + 2_000 });
+    expect((await dueIds('d13', now)).map((d) => d.jobId)).toEqual([otherShard]);
+    expect(await dueIds('d12', clock)).toEqual([]);
+    expect((await dueIds('d12', clock + 60_001)).map((d) => d.jobId)).toEqual([past1, past2, atNow, future]);
+  });
+
+  it('sweep() fails a job past its deadline once, conditional on the deadline it read', async () => {
+    const shard = 'd14'; // this test's own
+    const jobId = id('e');
+    await repo.create({ jobId, type: 'thumbnail', status: 'awaiting_upload', sweepAfterMs: 1_000 });
+    advance(2_000);
+    const [found] = await dueIds(shard, clock);
+    expect(found.jobId).toBe(jobId);
+    const error = { code: 'upload_expired', message: 'the upload did not arrive before its upload URL expired' };
+    const failed = await repo.sweep(jobId, found.sweepAt!, error);
+    expect(failed).toMatchObject({ jobId, status: 'failed', error, outputs: [], completedAt: new Date(clock).toISOString() });
+    expect(failed).not.toHaveProperty('sweepShard');
+    expect(failed).not.toHaveProperty('sweepAt');
+    expect(await repo.sweep(jobId, found.sweepAt!, error)).toBeUndefined();
+    expect(await dueIds(shard, clock + 86_400_000)).toEqual([]);
+    expect(await repo.sweep(id('e'), found.sweepAt!, error)).toBeUndefined(); // no such job: nothing created
+  });
+
+  it('a claim or a release between the read and the sweep wins', async () => {
+    const shard = 'd15'; // this test's own
+    const claimed = id('f');
+    const released = id('f');
+    await repo.create({ jobId: claimed, type: 'report', status: 'queued', sweepAfterMs: 1_000 });
+    await repo.create({ jobId: released, type: 'report', status: 'queued', sweepAfterMs: 1_000 });
+    await repo.claim(released, 'm#1', 60_000, 0);
+    await repo.release(released, 'm#1', { code: 'transient', message: 'x' }, 1_000);
+    advance(2_000);
+    const read = await dueIds(shard, clock);
+    expect(read.map((d) => d.jobId).sort()).toEqual([claimed, released].sort());
+    const at = Object.fromEntries(read.map((d) => [d.jobId, d.sweepAt!]));
+
+    // A late delivery claims one; the other is claimed and given back (a transient error).
+    await repo.claim(claimed, 'late#2', 60_000, 30_000);
+    await repo.claim(released, 'late#2', 60_000, 30_000);
+    await repo.release(released, 'late#2', { code: 'transient', message: 'y' }, 5_000);
+
+    expect(await repo.sweep(claimed, at[claimed], ERR)).toBeUndefined();
+    expect(await repo.sweep(released, at[released], ERR)).toBeUndefined();
+    expect(await repo.get(claimed)).toMatchObject({ status: 'processing', leaseOwner: 'late#2', sweepAt: clock + 90_000 });
+    expect(await repo.get(released)).toMatchObject({ status: 'queued', sweepAt: clock + 5_000 });
+    expect(await dueIds(shard, clock)).toEqual([]);
+  });
+});
+
+describe('runJob against the table', () => {
+  const settings: CoreSettings = { ...DEFAULT_CORE_SETTINGS, timeoutSeconds: 60, maxReceiveCount: 3 };
+  const visibilityTimeoutSeconds = 360;
+  const graceMs = settings.maxReceiveCount * visibilityTimeoutSeconds * 1000;
+  const opts = (jobId: string, receiveCount = 1, owner = `msg#${receiveCount}`): RunOptions => ({
+    message: { jobId },
+    owner,
+    receiveCount,
+    settings,
+    visibilityTimeoutSeconds,
+    remainingMs: () => settings.timeoutSeconds * 1000,
+  });
+  const deps = () => ({ repo, logger, now: () => clock });
+  const boom = async (): Promise<never> => {
+    throw new Error('S3 is having a moment');
+  };
+
+  it('succeeds, and acknowledges a duplicate delivery without work', async () => {
     const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
-    expect(await runJob(deps(), opts(jobId), async () => ({ outputs: [] }))).toBe('succeeded');
+    await repo.create({ jobId, type: 'thumbnail', status: 'queued', sweepAfterMs: 1000 });
+    let seenSweepAt: number | undefined;
+    expect(
+      await runJob(deps(), opts(jobId), async (job) => {
+        seenSweepAt = job.sweepAt;
+        advance(250);
+        return { outputs: [] };
+      }),
+    ).toBe('succeeded');
+    // While it ran, the deadline was the lease plus every remaining delivery.
+    expect(seenSweepAt).toBe(clock - 250 + settings.timeoutSeconds * 1000 + graceMs);
     let ran = false;
     expect(await runJob(deps(), opts(jobId, 2), async () => ((ran = true), { outputs: [] }))).toBe('duplicate');
     expect(ran).toBe(false);
-    expect(published.map((j) => [j.jobId, j.status])).toEqual([[jobId, 'succeeded']]);
     const job = (await repo.get(jobId))!;
-    expect(job.notifiedAt).toBeDefined();
+    expect(job).toMatchObject({ status: 'succeeded', attempts: 1, processingMs: 250 });
     expect(job.processingMs).toBe(Date.parse(job.completedAt!) - Date.parse(job.startedAt!));
+    expect(job).not.toHaveProperty('sweepAt');
+  });
+
+  it('reports a message for a job that does not exist as missing', async () => {
+    expect(await runJob(deps(), opts(id()), async () => ({ outputs: [] }))).toBe('missing');
   });
 
   it('fails a permanent error at once, without throwing (the message is acknowledged)', async () => {
     const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
+    await repo.create({ jobId, type: 'thumbnail', status: 'queued', sweepAfterMs: 1000 });
     const outcome = await runJob(deps(), opts(jobId), async () => {
       throw new PermanentJobError('corrupt_image', 'the JPEG ends early');
     });
     expect(outcome).toBe('failed');
-    expect(await repo.get(jobId)).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'corrupt_image', message: 'the JPEG ends early' } });
-    expect(published).toHaveLength(1);
+    const job = await repo.get(jobId);
+    expect(job).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'corrupt_image', message: 'the JPEG ends early' } });
+    expect(job).not.toHaveProperty('sweepAt');
   });
 
   it('retries a transient error, and on the last receive fails it as retries_exhausted (then a redrive runs it again)', async () => {
     const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
-    const boom = async () => {
-      throw new Error('S3 is having a moment');
-    };
+    await repo.create({ jobId, type: 'thumbnail', status: 'queued', sweepAfterMs: 1000 });
     await expect(runJob(deps(), opts(jobId, 1), boom)).rejects.toThrow('moment');
-    expect(await repo.get(jobId)).toMatchObject({ status: 'queued', attempts: 1, lastError: { code: 'transient' } });
+    expect(await repo.get(jobId)).toMatchObject({ status: 'queued', attempts: 1, lastError: { code: 'transient' }, sweepAt: clock + graceMs });
     await expect(runJob(deps(), opts(jobId, 2), boom)).rejects.toThrow('moment');
-    expect(published).toHaveLength(0);
+    expect(await repo.get(jobId)).toMatchObject({ status: 'queued', attempts: 2 });
     await expect(runJob(deps(), opts(jobId, 3), boom)).rejects.toThrow('moment');
-    expect(await repo.get(jobId)).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'retries_exhausted' } });
-    expect(published.map((j) => j.error?.code)).toEqual(['retries_exhausted']);
-    // Redriven from the DLQ: receive count starts again.
-    expect(await runJob(deps(), { ...opts(jobId, 1), owner: 'redrive#1' }, async () => ({ outputs: [] }))).toBe('succeeded');
+    const exhausted = await repo.get(jobId);
+    expect(exhausted).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'retries_exhausted' } });
+    expect(exhausted?.error?.message).toMatch(/3 attempts.*moment/);
+    expect(exhausted).not.toHaveProperty('sweepAt');
+    // Redriven from the DLQ: the receive count starts again.
+    expect(await runJob(deps(), opts(jobId, 1, 'redrive#1'), async () => ({ outputs: [] }))).toBe('succeeded');
     expect(await repo.get(jobId)).toMatchObject({ status: 'succeeded', attempts: 4 });
-    expect(published.map((j) => j.status)).toEqual(['failed', 'succeeded']);
   });
 
   it('asks for a retry while another invocation holds the job', async () => {
     const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
-    await repo.claim(jobId, 'other#1', 60_000);
+    await repo.create({ jobId, type: 'thumbnail', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(jobId, 'other#1', 60_000, 0);
     await expect(runJob(deps(), opts(jobId), async () => ({ outputs: [] }))).rejects.toBeInstanceOf(RetryLaterError);
   });
 
-  it('re-sends a notification only when the finisher died before sending it', async () => {
+  it('asks for a retry when its lease was taken over before it could finish', async () => {
     const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
-    // It finished 30 ms ago (by the repository's clock, which wrote completedAt).
-    advance(-30);
-    await repo.claim(jobId, 'dead#1', 1);
-    await repo.finish(jobId, 'dead#1', { status: 'succeeded' });
-    // Just finished (30 ms ago, within a lease of 60 s): its notification may be in flight.
-    await expect(runJob(deps(), { ...opts(jobId, 2), leaseMs: 60_000 }, async () => ({ outputs: [] }))).rejects.toBeInstanceOf(RetryLaterError);
-    // Finished longer ago than a lease of 10 ms: the finisher died before notifying.
-    expect(await runJob(deps(), { ...opts(jobId, 2), leaseMs: 10 }, async () => ({ outputs: [] }))).toBe('duplicate');
-    expect(published).toHaveLength(1);
-    await notify({ repo, notifier }, (await repo.get(jobId))!).catch(() => undefined);
-  });
-});
-
-describe('sweeper queries', () => {
-  it('finds expired leases and fails each abandoned job once', async () => {
-    const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
-    const { job } = (await repo.claim(jobId, 'dying#3', 1)) as { job: JobRecord };
-    advance(20);
-    const expired: string[] = [];
-    for await (const l of repo.expiredLeases(clock)) expired.push(l.jobId);
-    expect(expired).toContain(jobId);
-    const failed = await repo.abandon(jobId, job.leaseUntil!, { code: 'retries_exhausted', message: 'worker died' });
-    expect(failed).toMatchObject({ status: 'failed', error: { code: 'retries_exhausted' } });
-    expect(await repo.abandon(jobId, job.leaseUntil!, { code: 'retries_exhausted', message: 'again' })).toBeUndefined();
-    const after: string[] = [];
-    for await (const l of repo.expiredLeases(clock)) after.push(l.jobId);
-    expect(after).not.toContain(jobId);
-  });
-
-  it('fails a dead-lettered job that never ran, but not a finished or live one', async () => {
-    const never = id();
-    await repo.create({ jobId: never, type: 'thumbnail', status: 'queued' });
-    expect(await repo.failDeadLettered(never, { code: 'retries_exhausted', message: 'x' })).toMatchObject({ status: 'failed' });
-    const done = id();
-    await repo.create({ jobId: done, type: 'thumbnail', status: 'queued' });
-    await repo.claim(done, 'm#1', 60_000);
-    expect(await repo.failDeadLettered(done, { code: 'retries_exhausted', message: 'x' })).toBeUndefined(); // live lease
-    await repo.finish(done, 'm#1', { status: 'succeeded' });
-    expect(await repo.failDeadLettered(done, { code: 'retries_exhausted', message: 'x' })).toBeUndefined();
-    expect((await repo.get(done))?.status).toBe('succeeded');
-    expect(await repo.failDeadLettered(id(), { code: 'retries_exhausted', message: 'x' })).toBeUndefined(); // no such job
-  });
-
-  it('fails a queued job whose message could not be sent, and nothing that moved on', async () => {
-    const queued = id();
-    await repo.create({ jobId: queued, type: 'report', status: 'queued' });
-    const error = { code: 'internal_error', message: 'the report could not be queued; please retry' };
-    expect(await repo.failQueued(queued, error)).toMatchObject({ jobId: queued, status: 'failed', error, outputs: [] });
-    expect(await repo.failQueued(queued, error)).toBeUndefined(); // failed already: not rewritten
-    const running = id();
-    await repo.create({ jobId: running, type: 'report', status: 'queued' });
-    await repo.claim(running, 'm#1', 60_000);
-    expect(await repo.failQueued(running, error)).toBeUndefined();
-    expect((await repo.get(running))?.status).toBe('processing');
-    expect(await repo.failQueued(id(), error)).toBeUndefined(); // no such job: nothing created
-    expect(await repo.get(`00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`)).toBeUndefined();
-  });
-
-  it('marks a notification sent once, and only for the completion it names', async () => {
-    const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
-    await repo.claim(jobId, 'm#1', 60_000);
-    const done = (await repo.finish(jobId, 'm#1', { status: 'succeeded' }))!;
-    expect(await repo.markNotified(jobId, '1999-01-01T00:00:00.000Z')).toBe(false);
-    expect(await repo.markNotified(jobId, done.completedAt!)).toBe(true);
-    expect(await repo.markNotified(jobId, done.completedAt!)).toBe(false);
-  });
-
-  it('leaves alone a job whose lease was renewed by a new delivery', async () => {
-    const jobId = id();
-    await repo.create({ jobId, type: 'thumbnail', status: 'queued' });
-    const { job } = (await repo.claim(jobId, 'old#1', 1)) as { job: JobRecord };
-    advance(20);
-    await repo.claim(jobId, 'new#2', 60_000);
-    expect(await repo.abandon(jobId, job.leaseUntil!, { code: 'retries_exhausted', message: 'x' })).toBeUndefined();
-    expect((await repo.get(jobId))?.status).toBe('processing');
+    await repo.create({ jobId, type: 'thumbnail', status: 'queued', sweepAfterMs: 1000 });
+    const outcome = runJob(deps(), opts(jobId), async () => {
+      advance(settings.timeoutSeconds * 1000 + 1);
+      expect(await repo.claim(jobId, 'msg#2', 60_000, 0)).toMatchObject({ claimed: true });
+      return { outputs: [] };
+    });
+    await expect(outcome).rejects.toBeInstanceOf(RetryLaterError);
+    expect(await repo.get(jobId)).toMatchObject({ status: 'processing', leaseOwner: 'msg#2', attempts: 2 });
   });
 });

@@ -1,69 +1,14 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { createApi, type ApiDeps, type ApiRequest } from '../../lambda/api/app';
-import type { NewJob } from '../../lambda/shared/jobs-repo';
-import type { JobRecord, ReportMessage } from '../../lambda/shared/model';
 import { sanitizeFilename, decodeS3Key } from '../../lambda/shared/filename';
+import { definition as reportDefinition } from '../../job-types/report/definition';
+import { apiHarness, errorOf, type ApiHarness } from './fixtures/api-harness';
 
-/** The API core against in-memory fakes: validation, routing, key scheme, job views. */
-function harness() {
-  const jobs = new Map<string, JobRecord>();
-  const puts: Array<{ key: string; body: Buffer; contentType: string }> = [];
-  const presigned: Array<{ key: string; contentType: string; size: number }> = [];
-  const sent: ReportMessage[] = [];
-  let n = 0;
-  let failSend = false;
-  const deps: ApiDeps = {
-    repo: {
-      create: async (job: NewJob) => {
-        const rec: JobRecord = { ...job, createdAt: job.createdAt ?? new Date().toISOString(), updatedAt: new Date().toISOString(), attempts: 0 };
-        jobs.set(job.jobId, rec);
-        return rec;
-      },
-      get: async (id: string) => jobs.get(id),
-      list: async (q) => ({ jobs: [...jobs.values()].filter((j) => !q.type || j.type === q.type).slice(0, q.limit), nextCursor: null }),
-      failQueued: async (jobId, error) => {
-        const j = jobs.get(jobId);
-        if (j?.status !== 'queued') return undefined;
-        const failed: JobRecord = { ...j, status: 'failed', error };
-        jobs.set(jobId, failed);
-        return failed;
-      },
-    },
-    presignPut: async (key, contentType, size) => {
-      presigned.push({ key, contentType, size });
-      return `https://raw.example/${encodeURI(key)}?sig=put`;
-    },
-    presignGet: async (key) => `https://results.example/${key}?sig=get`,
-    putRaw: async (key, body, contentType) => {
-      puts.push({ key, body, contentType });
-    },
-    sendReport: async (m) => {
-      if (failSend) throw new Error('queue down');
-      sent.push(m);
-    },
-    now: () => new Date('2026-11-23T10:00:00Z'),
-    newId: () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`,
-  };
-  const api = createApi(deps, { maxUploadBytes: 25 * 1024 * 1024, directUploadMaxBytes: 4 * 1024 * 1024, presignTtlSeconds: 900, reportMaxDays: 366 });
-  const call = (method: string, resource: string, init: Partial<ApiRequest> & { json?: unknown } = {}) =>
-    api.handle({
-      method,
-      resource,
-      pathParameters: init.pathParameters ?? {},
-      query: init.query ?? {},
-      headers: init.headers ?? (init.json !== undefined ? { 'content-type': 'application/json' } : {}),
-      body: init.body ?? (init.json !== undefined ? Buffer.from(typeof init.json === 'string' ? init.json : JSON.stringify(init.json)) : undefined),
-      baseUrl: 'https://api.example/v1/',
-    });
-  return { api, call, jobs, puts, presigned, sent, setFailSend: (v: boolean) => (failSend = v) };
-}
-
-let h: ReturnType<typeof harness>;
+/** The API core over the real job type definitions, against in-memory fakes: validation, routing, key scheme, job views. */
+let h: ApiHarness;
 beforeEach(() => {
-  h = harness();
+  h = apiHarness();
 });
 
-const errorOf = (res: { body: unknown }) => (res.body as { error: { code: string; message: string } }).error;
 
 describe('POST /uploads (presigned)', () => {
   it('records an awaiting_upload job and returns a PUT bound to its key, type and size', async () => {
@@ -71,11 +16,20 @@ describe('POST /uploads (presigned)', () => {
     expect(res.statusCode).toBe(201);
     const body = res.body as Record<string, any>;
     expect(body.method).toBe('PUT');
-    expect(body.headers).toEqual({ 'Content-Type': 'image/jpeg', 'Content-Length': '1234' });
+    // If-None-Match: * is signed into the URL: the upload cannot overwrite an object that exists.
+    expect(body.headers).toEqual({ 'Content-Type': 'image/jpeg', 'Content-Length': '1234', 'If-None-Match': '*' });
     expect(body.statusUrl).toBe(`https://api.example/v1/jobs/${body.jobId}`);
     expect(body.expiresAt).toBe('2026-11-23T10:15:00.000Z');
     expect(h.presigned).toEqual([{ key: `uploads/${body.jobId}/holiday photo.JPG`, contentType: 'image/jpeg', size: 1234 }]);
-    expect(h.jobs.get(body.jobId)).toMatchObject({ type: 'thumbnail', status: 'awaiting_upload', input: { bytes: 1234 } });
+    expect(h.jobs.get(body.jobId)).toMatchObject({
+      type: 'thumbnail',
+      status: 'awaiting_upload',
+      input: { filename: 'holiday photo.JPG', contentType: 'image/jpeg', bytes: 1234, key: `uploads/${body.jobId}/holiday photo.JPG` },
+    });
+    // The sweeper may fail it once the upload URL has expired (and a minute for an upload in progress).
+    expect(h.created).toEqual([expect.objectContaining({ jobId: body.jobId, sweepAfterMs: (900 + 60) * 1000 })]);
+    // The upload's S3 event is the message: nothing is enqueued.
+    expect(h.sent).toEqual([]);
   });
 
   it.each([
@@ -127,7 +81,21 @@ describe('POST /uploads (direct)', () => {
     const { jobId, statusUrl } = res.body as { jobId: string; statusUrl: string };
     expect(statusUrl).toBe(`https://api.example/v1/jobs/${jobId}`);
     expect(h.puts).toEqual([{ key: `uploads/${jobId}/cat.jpg`, body, contentType: 'image/jpeg' }]);
-    expect(h.jobs.get(jobId)?.status).toBe('queued');
+    expect(h.jobs.get(jobId)).toMatchObject({
+      type: 'thumbnail',
+      status: 'queued',
+      input: { filename: 'cat.jpg', contentType: 'image/jpeg', bytes: body.length, key: `uploads/${jobId}/cat.jpg` },
+    });
+    // Queued: the sweeper's deadline is the queue's retention (the type's maxQueuedSeconds).
+    expect(h.created).toEqual([expect.objectContaining({ jobId, status: 'queued', sweepAfterMs: 4 * 86400 * 1000 })]);
+    expect(h.sent).toEqual([]);
+  });
+
+  it('fails the job (never leaves it queued) when the upload cannot be stored', async () => {
+    h.setFailPut(true);
+    await expect(h.call('POST', '/uploads', { headers: { 'content-type': 'image/png' }, body: Buffer.from([1, 2, 3]) })).rejects.toThrow('bucket down');
+    const [job] = [...h.jobs.values()];
+    expect(job).toMatchObject({ type: 'thumbnail', status: 'failed', error: { code: 'upload_failed' } });
   });
 
   it('sends bodies over the direct limit to the presigned flow with 413', async () => {
@@ -148,8 +116,28 @@ describe('POST /reports', () => {
     const res = await h.call('POST', '/reports', { json: { from: '2026-01-01', to: '2026-01-31' } });
     expect(res.statusCode).toBe(202);
     const { jobId } = res.body as { jobId: string };
-    expect(h.sent).toEqual([{ jobId, params: { from: '2026-01-01', to: '2026-01-31', formats: ['csv', 'pdf'] } }]);
-    expect(h.jobs.get(jobId)).toMatchObject({ type: 'report', status: 'queued' });
+    // One small message on the report type's queue: the job id and its type, nothing else.
+    expect(h.sent).toEqual([{ type: 'report', message: { jobId, type: 'report' } }]);
+    expect(h.jobs.get(jobId)).toMatchObject({ type: 'report', status: 'queued', input: { from: '2026-01-01', to: '2026-01-31' } });
+    expect(h.created).toEqual([expect.objectContaining({ jobId, status: 'queued', sweepAfterMs: 4 * 86400 * 1000 })]);
+    // The view keeps the first API's params (formats resolved) beside the input as submitted.
+    const view = (await h.call('GET', '/jobs/{jobId}', { pathParameters: { jobId } })).body as Record<string, unknown>;
+    expect(view).toMatchObject({
+      jobId,
+      type: 'report',
+      status: 'queued',
+      input: { from: '2026-01-01', to: '2026-01-31' },
+      params: { from: '2026-01-01', to: '2026-01-31', formats: ['csv', 'pdf'] },
+      outputs: [],
+    });
+    expect(view.input).not.toHaveProperty('formats');
+  });
+
+  it('keeps formats as given, in the input and in params', async () => {
+    const res = await h.call('POST', '/reports', { json: { from: '2026-01-01', to: '2026-01-02', formats: ['pdf'] } });
+    const { jobId } = res.body as { jobId: string };
+    const view = (await h.call('GET', '/jobs/{jobId}', { pathParameters: { jobId } })).body;
+    expect(view).toMatchObject({ input: { formats: ['pdf'] }, params: { formats: ['pdf'] } });
   });
 
   it.each([
@@ -168,6 +156,7 @@ describe('POST /reports', () => {
     expect(errorOf(res).code).toBe('invalid_request');
     expect(errorOf(res).message).toMatch(message);
     expect(h.sent).toEqual([]);
+    expect(h.jobs.size).toBe(0);
   });
 
   it('accepts a full leap year (366 days) and a one-day range', async () => {
@@ -181,6 +170,7 @@ describe('POST /reports', () => {
     const [job] = [...h.jobs.values()];
     expect(job.status).toBe('failed');
     expect(job.error?.code).toBe('internal_error');
+    expect(h.sent).toEqual([]);
   });
 });
 
@@ -202,10 +192,44 @@ describe('GET /jobs', () => {
     expect(res.body).toMatchObject({
       jobId: id,
       status: 'succeeded',
-      input: { filename: 'x.jpg', width: 4, height: 3 },
+      type: 'thumbnail',
+      input: { filename: 'x.jpg', contentType: 'image/jpeg', bytes: 5, width: 4, height: 3 },
       outputs: [{ name: 'small', url: `https://results.example/thumbnails/${id}/small.jpg?sig=get` }],
     });
+    expect((res.body as { input: Record<string, unknown> }).input).not.toHaveProperty('key');
+    expect(res.body).not.toHaveProperty('params');
     expect(JSON.stringify(res.body)).not.toContain('"key"');
+  });
+
+  it("gives a report's outputs a download name from its range", async () => {
+    const id = '33333333-3333-4333-8333-333333333333';
+    h.jobs.set(id, {
+      jobId: id,
+      type: 'report',
+      status: 'succeeded',
+      createdAt: 'a',
+      updatedAt: 'b',
+      attempts: 1,
+      input: { from: '2026-01-01', to: '2026-01-31' },
+      outputs: [{ name: 'report', format: 'csv', contentType: 'text/csv', bytes: 2, key: `${reportDefinition.resultsPrefix}${id}/report.csv` }],
+    });
+    const res = await h.call('GET', '/jobs/{jobId}', { pathParameters: { jobId: id } });
+    expect(res.body).toMatchObject({
+      params: { from: '2026-01-01', to: '2026-01-31', formats: ['csv', 'pdf'] },
+      outputs: [{ name: 'report', url: `https://results.example/reports/${id}/report.csv?sig=get&name=offload-report-2026-01-01-to-2026-01-31.csv` }],
+    });
+  });
+
+  it('lists every registered type, or the one asked for, with the status filter passed on', async () => {
+    await h.call('POST', '/reports', { json: { from: '2026-01-01', to: '2026-01-02' } });
+    await h.call('POST', '/uploads', { json: { filename: 'a.jpg', contentType: 'image/jpeg', size: 1 } });
+    const all = await h.call('GET', '/jobs');
+    expect(all.statusCode).toBe(200);
+    expect((all.body as { jobs: { type: string }[] }).jobs.map((j) => j.type).sort()).toEqual(['report', 'thumbnail']);
+    expect(h.lists.at(-1)).toEqual({ types: ['thumbnail', 'report'], limit: 20 });
+    const reports = await h.call('GET', '/jobs', { query: { type: 'report', status: 'queued', limit: '5' } });
+    expect((reports.body as { jobs: { type: string }[]; nextCursor: null }).jobs.map((j) => j.type)).toEqual(['report']);
+    expect(h.lists.at(-1)).toEqual({ types: ['report'], status: 'queued', limit: 5 });
   });
 
   it('answers 404 JSON for unknown and malformed ids, 400 for bad list queries', async () => {
@@ -226,6 +250,8 @@ describe('CORS preflight', () => {
     expect(res.headers?.['Access-Control-Allow-Methods']).toBe('GET,OPTIONS');
     expect(res.headers?.['Access-Control-Allow-Headers']).toMatch(/X-Api-Key/);
     expect((await h.call('OPTIONS', '/uploads')).headers?.['Access-Control-Allow-Methods']).toBe('POST,OPTIONS');
+    expect((await h.call('OPTIONS', '/reports')).headers?.['Access-Control-Allow-Methods']).toBe('POST,OPTIONS');
+    expect((await h.call('OPTIONS', '/jobs')).headers?.['Access-Control-Allow-Methods']).toBe('POST,GET,OPTIONS');
     expect((await h.call('OPTIONS', '/nowhere')).statusCode).toBe(404);
   });
 });

@@ -6,7 +6,7 @@ import { parseDay, parseFormats, reportFileName } from '../../cli/commands/repor
 import { jobStatusText, summarizeOutputs } from '../../cli/commands/upload';
 import { renderBar } from '../../cli/progress';
 import { contentTypeFor } from '../../cli/content-type';
-import { jobIdsFromDeadLetter } from '../../cli/dead-letters';
+import { jobIdsFromDeadLetter, parseTypeName, queueOutputs, typesFromOutputs } from '../../cli/dead-letters';
 import { expandInputs } from '../../cli/files';
 import { formatBytes, formatDuration, formatTable, formatTime, isInteractive, truncate, visibleWidth } from '../../cli/output';
 import { isUnsupportedOperation, queueNameFromUrl, sendableAttributes } from '../../cli/sqs';
@@ -32,38 +32,61 @@ const JOB = '0b7a3c2e-1f4d-4e5a-9b8c-7d6e5f4a3b2c';
 const s3Event = (key: string, eventName = 'ObjectCreated:Put') =>
   JSON.stringify({ Records: [{ eventName, s3: { bucket: { name: 'raw' }, object: { key, size: 10, eTag: 'abc' } } }] });
 
-describe('dead letters -> job ids', () => {
-  it('thumbnails: the S3 event key uploads/{jobId}/{filename}', () => {
-    expect(jobIdsFromDeadLetter('thumbnails', s3Event(`uploads/${JOB}/my+photo.jpg`))).toEqual({ jobIds: [JOB], kind: 's3-event' });
+describe('dead letters -> job ids (whatever the queue)', () => {
+  it('an upload: the S3 event key uploads/{jobId}/{filename}', () => {
+    expect(jobIdsFromDeadLetter(s3Event(`uploads/${JOB}/my+photo.jpg`))).toEqual({ jobIds: [JOB], kind: 's3-event' });
   });
 
-  it('thumbnails: several records, duplicates once', () => {
+  it('an upload: several records, duplicates once', () => {
     const other = '11111111-2222-4333-8444-555555555555';
     const body = JSON.stringify({
       Records: [JOB, other, JOB].map((id) => ({ eventName: 'ObjectCreated:Put', s3: { bucket: { name: 'raw' }, object: { key: `uploads/${id}/a.png` } } })),
     });
-    expect(jobIdsFromDeadLetter('thumbnails', body).jobIds).toEqual([JOB, other]);
+    expect(jobIdsFromDeadLetter(body).jobIds).toEqual([JOB, other]);
   });
 
-  it("thumbnails: an object another tool put gets the worker's stable id", () => {
-    const r = jobIdsFromDeadLetter('thumbnails', s3Event('uploads/holiday.jpg'));
+  it("an upload: an object another tool put gets the worker's stable id", () => {
+    const r = jobIdsFromDeadLetter(s3Event('uploads/holiday.jpg'));
     expect(r.kind).toBe('s3-event');
     expect(r.jobIds[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-a[0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(jobIdsFromDeadLetter('thumbnails', s3Event('uploads/holiday.jpg')).jobIds).toEqual(r.jobIds);
+    expect(jobIdsFromDeadLetter(s3Event('uploads/holiday.jpg')).jobIds).toEqual(r.jobIds);
   });
 
-  it('thumbnails: poison messages are unrecognized, with the reason', () => {
-    expect(jobIdsFromDeadLetter('thumbnails', '{"not":"an s3 event"}')).toMatchObject({ jobIds: [], kind: 'unrecognized', problem: expect.stringMatching(/not an S3 event/) });
-    expect(jobIdsFromDeadLetter('thumbnails', 'plain text')).toMatchObject({ kind: 'unrecognized', problem: 'message body is not JSON' });
-    expect(jobIdsFromDeadLetter('thumbnails', JSON.stringify({ Event: 's3:TestEvent' }))).toMatchObject({ jobIds: [], kind: 's3-test-event' });
-    expect(jobIdsFromDeadLetter('thumbnails', s3Event(`raw/${JOB}/a.jpg`)).kind).toBe('s3-test-event');
+  it('poison messages are unrecognized, with the reason', () => {
+    expect(jobIdsFromDeadLetter(JSON.stringify({ Records: 'not a list' }))).toMatchObject({ jobIds: [], kind: 'unrecognized', problem: expect.stringMatching(/not an S3 event/) });
+    expect(jobIdsFromDeadLetter('{"not":"an s3 event"}')).toMatchObject({ jobIds: [], kind: 'unrecognized', problem: 'message body names no job id' });
+    expect(jobIdsFromDeadLetter('plain text')).toMatchObject({ kind: 'unrecognized', problem: 'message body is not JSON' });
+    expect(jobIdsFromDeadLetter(JSON.stringify({ Event: 's3:TestEvent' }))).toMatchObject({ jobIds: [], kind: 's3-test-event' });
+    expect(jobIdsFromDeadLetter(s3Event(`raw/${JOB}/a.jpg`)).kind).toBe('s3-test-event');
   });
 
-  it('reports: { jobId, params }', () => {
-    expect(jobIdsFromDeadLetter('reports', JSON.stringify({ jobId: JOB, params: { from: '2025-01-01', to: '2025-01-02', formats: ['csv'] } }))).toEqual({ jobIds: [JOB], kind: 'report' });
-    expect(jobIdsFromDeadLetter('reports', JSON.stringify({ jobId: 'nope' }))).toMatchObject({ kind: 'unrecognized', problem: 'message body has no jobId' });
-    expect(jobIdsFromDeadLetter('reports', 'null')).toMatchObject({ kind: 'unrecognized' });
-    expect(jobIdsFromDeadLetter('reports', '{')).toMatchObject({ kind: 'unrecognized', problem: 'message body is not JSON' });
+  it("the platform's job message { jobId, type } (and the first API's { jobId, params })", () => {
+    expect(jobIdsFromDeadLetter(JSON.stringify({ jobId: JOB, type: 'report' }))).toEqual({ jobIds: [JOB], kind: 'job-message' });
+    expect(jobIdsFromDeadLetter(JSON.stringify({ jobId: JOB, params: { from: '2025-01-01', to: '2025-01-02', formats: ['csv'] } }))).toEqual({ jobIds: [JOB], kind: 'job-message' });
+    expect(jobIdsFromDeadLetter(JSON.stringify({ jobId: 'nope' }))).toMatchObject({ jobIds: [], kind: 'unrecognized', problem: 'message body names no job id' });
+    expect(jobIdsFromDeadLetter('null')).toMatchObject({ jobIds: [], kind: 'unrecognized' });
+    expect(jobIdsFromDeadLetter('{')).toMatchObject({ kind: 'unrecognized', problem: 'message body is not JSON' });
+  });
+});
+
+describe('job types of the deployed stack', () => {
+  it('reads the JobTypes output', () => {
+    expect(typesFromOutputs({ JobTypes: 'thumbnail, report,send-email' })).toEqual(['thumbnail', 'report', 'send-email']);
+    expect(typesFromOutputs({ JobTypes: '' })).toEqual([]);
+    expect(typesFromOutputs({})).toEqual([]);
+  });
+
+  it('takes a type name or its plural, and refuses others naming the deployed types', () => {
+    const types = ['thumbnail', 'report'];
+    expect(parseTypeName('report', types)).toBe('report');
+    expect(parseTypeName('thumbnails', types)).toBe('thumbnail');
+    expect(() => parseTypeName('videos', types)).toThrow(/unknown job type "videos": the stack runs thumbnail, report/);
+    expect(() => parseTypeName('report', [])).toThrow(/the stack runs no types/);
+  });
+
+  it("names each type's queue outputs", () => {
+    expect(queueOutputs('thumbnail')).toEqual({ queue: 'ThumbnailQueueUrl', dlq: 'ThumbnailDlqUrl' });
+    expect(queueOutputs('send-email')).toEqual({ queue: 'SendEmailQueueUrl', dlq: 'SendEmailDlqUrl' });
   });
 });
 
@@ -215,7 +238,7 @@ describe('progress lines and job summaries', () => {
   });
 
   it('job status texts and output summaries', () => {
-    const base = { jobId: 'j', type: 'thumbnail' as const, createdAt: '', updatedAt: '', attempts: 1, outputs: [] };
+    const base = { jobId: 'j', type: 'thumbnail' as const, createdAt: '', updatedAt: '', attempts: 1, input: {}, outputs: [] };
     expect(jobStatusText({ ...base, status: 'queued' })).toBe('queued');
     expect(jobStatusText({ ...base, status: 'processing', attempts: 2 })).toBe('processing (attempt 2)');
     expect(jobStatusText({ ...base, status: 'processing', progress: { done: 5, total: 9 } })).toBe('processing (5/9)');

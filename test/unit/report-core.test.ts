@@ -14,8 +14,8 @@ import {
   utcDayOf,
   type ReportSummary,
   type UploadRecord,
-} from '../../lambda/shared/report-core';
-import { chartBuckets, toWinAnsi } from '../../lambda/shared/report-pdf';
+} from '../../job-types/report/core';
+import { chartBuckets, toWinAnsi } from '../../job-types/report/pdf';
 
 // ---------------------------------------------------------------- helpers
 

@@ -7,7 +7,7 @@ import {
   parseSizes,
   type RenderedThumbnail,
   type ThumbnailResult,
-} from '../../lambda/shared/thumbnail-core';
+} from '../../job-types/thumbnail/core';
 import {
   animatedGif,
   cornerMarked,
