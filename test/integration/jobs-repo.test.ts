@@ -265,6 +265,28 @@ describe('JobsRepo.list', () => {
     await expect(repo.list({ types, limit: 3, cursor: 'not-a-cursor' })).rejects.toThrow(/cursor/);
   });
 
+  it('pages on when a type had none of its jobs on the first page (its position is kept as the start)', async () => {
+    const types = ['start-a', 'start-b'];
+    const base = Date.parse('2030-05-01T00:00:00Z');
+    const older = id();
+    await repo.create({ jobId: older, type: 'start-b', status: 'queued', createdAt: new Date(base).toISOString(), sweepAfterMs: 1000 });
+    const newer: string[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const jobId = id();
+      newer.push(jobId);
+      await repo.create({ jobId, type: 'start-a', status: 'queued', createdAt: new Date(base + i * 1000).toISOString(), sweepAfterMs: 1000 });
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const res = await repo.list({ types, limit: 1, cursor });
+      seen.push(...res.jobs.map((j) => j.jobId));
+      if (!res.nextCursor) break;
+      cursor = res.nextCursor;
+    }
+    expect(seen).toEqual([...newer].reverse().concat(older));
+  });
+
   it('refuses a cursor made for one set of types for another', async () => {
     const types = ['cur-a', 'cur-b'];
     const base = Date.parse('2030-03-01T00:00:00Z');
@@ -469,7 +491,7 @@ describe('runJob against the table', () => {
     const jobId = id();
     await repo.create({ jobId, type: 'thumbnail', status: 'queued', sweepAfterMs: 1000 });
     await expect(runJob(deps(), opts(jobId, 1), boom)).rejects.toThrow('moment');
-    expect(await repo.get(jobId)).toMatchObject({ status: 'queued', attempts: 1, lastError: { code: 'transient' }, sweepAt: clock + graceMs });
+    expect(await repo.get(jobId)).toMatchObject({ status: 'queued', attempts: 1, lastError: { code: 'transient' }, sweepAt: clock + settings.retryMaxSeconds * 1000 + graceMs });
     await expect(runJob(deps(), opts(jobId, 2), boom)).rejects.toThrow('moment');
     expect(await repo.get(jobId)).toMatchObject({ status: 'queued', attempts: 2 });
     await expect(runJob(deps(), opts(jobId, 3), boom)).rejects.toThrow('moment');

@@ -224,7 +224,7 @@ describe('runJob (fake repository)', () => {
     const boom = new Error('S3 is having a moment');
     await expect(runJob(deps, opts(2), async () => Promise.reject(boom))).rejects.toBe(boom);
     // Queued again; the sweeper may fail it once every remaining delivery is out.
-    expect(calls.release).toEqual([[JOB, 'm-1#2', { code: 'transient', message: 'S3 is having a moment' }, GRACE_MS]]);
+    expect(calls.release).toEqual([[JOB, 'm-1#2', { code: 'transient', message: 'S3 is having a moment' }, settings.retryMaxSeconds * 1000 + GRACE_MS]]);
     expect(calls.finish).toEqual([]);
   });
 
