@@ -6,12 +6,17 @@ import { defineConfig } from 'vitest/config';
  * - infra: the synthesized CloudFormation template (assertions, snapshot, cdk-nag, cfn-lint);
  * - integration: pieces against a real AWS API, moto (each file starts its own moto server):
  *   the job repository on DynamoDB, the local runtime's SQS event source;
- * - e2e: local mode (moto + the local Lambda runtime) started once by a global setup and
- *   driven over HTTP, as a client would;
- * - integration: one piece of the local runtime against a moto server of the test file's own.
+ * - e2e: local mode (moto + the local Lambda runtime) driven over HTTP, as a client would:
+ *   one shared instance (started by the global setup) for the files that only look at their
+ *   own jobs, and instances of their own (startLocal) for chaos.test.ts (faults injected) and
+ *   poison.test.ts (short timeouts, exact receive counts, a crash).
+ *
+ * Files run in parallel, e2e included: most of an e2e file's time is spent waiting (for
+ * visibility timeouts, for the sweeper), not computing, so more workers than cores.
  */
 export default defineConfig({
   test: {
+    maxWorkers: 6,
     projects: [
       {
         test: {
@@ -47,7 +52,6 @@ export default defineConfig({
           globalSetup: ['test/e2e/global-setup.ts'],
           testTimeout: 600_000,
           hookTimeout: 600_000,
-          fileParallelism: false,
         },
       },
     ],

@@ -31,7 +31,7 @@ const RUNNER = path.join(__dirname, 'runner.cjs');
 
 /** An armed crash (see LocalFunction.crashAfterCall). */
 interface CrashHook {
-  call: string;
+  call: RegExp;
   /** True while an invocation carries it (one at a time, so it fires at most once). */
   carried: boolean;
   fired: (crash: { pid: number }) => void;
@@ -79,14 +79,15 @@ export class LocalFunction {
 
   /**
    * Test hook (local runtime only, never in handler code): a one-shot crash at a chosen
-   * point. The next invocation of this function that makes the AWS API call `call` (its
-   * X-Amz-Target, e.g. `DynamoDB_20120810.UpdateItem`) has its execution environment
-   * SIGKILLed the moment the response to that call arrives: the call took effect, and
-   * nothing after it in that invocation runs (the invocation ends as a crash, like a process
-   * dying there). One invocation carries the hook at a time, so it fires once; invocations
-   * that do not make the call leave it armed. Resolves with the killed environment's pid.
+   * point. The next invocation of this function that makes an AWS API call matching `call`
+   * (tested against the call's X-Amz-Target, e.g. `DynamoDB_20120810.UpdateItem`, or for REST
+   * APIs such as S3 its `METHOD /path`, e.g. `PUT /bucket/key`) has its execution environment
+   * SIGKILLed the moment the response to that call arrives: the call took effect, and nothing
+   * after it in that invocation runs (the invocation ends as a crash, as when a process dies
+   * there). One invocation carries the hook at a time, so it fires once; invocations that do
+   * not make such a call leave it armed. Resolves with the killed environment's pid.
    */
-  crashAfterCall(call: string): Promise<{ pid: number }> {
+  crashAfterCall(call: RegExp): Promise<{ pid: number }> {
     if (this.crashHook) throw new Error(`${this.spec.label}: a crash is already armed`);
     return new Promise((fired) => {
       this.crashHook = { call, carried: false, fired };
@@ -96,7 +97,7 @@ export class LocalFunction {
   private async run(
     event: unknown,
     opts: { killAfterMs?: number },
-    crashAfterCall?: string,
+    crashAfterCall?: RegExp,
   ): Promise<{ outcome: InvokeOutcome; pid: number; signal?: string | null }> {
     const worker = this.idle.pop() ?? this.spawn();
     const pid = worker.child.pid!;

@@ -13,17 +13,19 @@ const dot = handlerSpec.lastIndexOf('.');
 const modulePath = path.join(bundleDir, handlerSpec.slice(0, dot));
 const exportName = handlerSpec.slice(dot + 1);
 
-// Test hook (see LocalFunction.crashAfterCall): when an invocation arms it with an AWS API
-// call (its X-Amz-Target, e.g. DynamoDB_20120810.UpdateItem), this environment SIGKILLs
-// itself the moment the first response to that call arrives, as if the process died there.
-// Installed before the bundle loads; the SDK looks http.request up at call time.
+// Test hook (see LocalFunction.crashAfterCall): an invocation may arm it with a pattern for
+// an AWS API call, matched against the call's X-Amz-Target header (`DynamoDB_20120810.UpdateItem`)
+// or, for REST APIs such as S3, its `METHOD /path`. This environment then SIGKILLs itself the
+// moment the first response to such a call arrives, as if the process died right there.
+// Installed before the bundle loads (the SDK looks http.request up at call time).
 let crashAfterCall = null;
 for (const mod of [require('node:http'), require('node:https')]) {
   const request = mod.request;
   mod.request = function patchedRequest(...args) {
     const req = request.apply(this, args);
-    if (crashAfterCall !== null && String(req.getHeader('x-amz-target') ?? '') === crashAfterCall) {
-      req.once('response', () => process.kill(process.pid, 'SIGKILL'));
+    if (crashAfterCall !== null) {
+      const call = req.getHeader('x-amz-target') ?? `${req.method} ${req.path}`;
+      if (crashAfterCall.test(String(call))) req.once('response', () => process.kill(process.pid, 'SIGKILL'));
     }
     return req;
   };
@@ -48,7 +50,7 @@ function serializeError(err) {
 process.on('message', async (msg) => {
   if (!msg || msg.type !== 'invoke') return;
   const { id, event, context: ctx } = msg;
-  crashAfterCall = typeof msg.crashAfterCall === 'string' ? msg.crashAfterCall : null;
+  crashAfterCall = msg.crashAfterCall instanceof RegExp ? msg.crashAfterCall : null;
   if (initError) {
     process.send({ type: 'result', id, error: { ...serializeError(initError), errorType: 'Runtime.ImportModuleError' } });
     return;

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { e2eContext } from './client';
+import { sharedInstance, useSharedInstance } from './client';
 
 /**
  * The HTTP API abused, through local mode: malformed and hostile requests of every kind,
@@ -15,9 +15,10 @@ import { e2eContext } from './client';
  * Bounded: about 900 requests, the tests ~10-15 s (plus ~20 s of local-mode start).
  * OFFLOAD_FUZZ_SEED=<n> replays another random section.
  */
-const ctx = e2eContext();
-const s3 = new S3Client(ctx.awsConfig);
-const api = new URL(ctx.apiUrl);
+const ctx = sharedInstance();
+useSharedInstance('shared');
+let s3: S3Client;
+let api: URL;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
 const SEED = Number(process.env.OFFLOAD_FUZZ_SEED ?? 0x0ff10ad);
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -33,6 +34,8 @@ const created: Array<{ label: string; jobId: string; status: number; body: any }
 const uploaded: typeof created = [];
 
 beforeAll(async () => {
+  s3 = new S3Client(ctx.awsConfig);
+  api = new URL(ctx.apiUrl);
   jpeg = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#4080c0' } }).jpeg().toBuffer();
 });
 afterAll(() => agent.destroy());

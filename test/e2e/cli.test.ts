@@ -4,20 +4,26 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { GetQueueAttributesCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { e2eContext } from './client';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../cli/main';
+import { Terminal } from '../../cli/output';
+import { sharedInstance, useSharedInstance } from './client';
 
 /**
- * The `offload` CLI as a user runs it: `node bin/offload.js ...` as a separate process,
- * configured by environment variables and an outputs file (as `cdk deploy --outputs-file`
- * writes it), from a temporary directory so no .offload/local.json interferes.
+ * The `offload` CLI as a user runs it, configured by environment variables and an outputs
+ * file (as `cdk deploy --outputs-file` writes it), from a temporary directory so no
+ * .offload/local.json interferes. The first run is `node bin/offload.js` as a separate
+ * process; the others run the CLI in-process (its main, with that environment and directory,
+ * and stdout and stderr captured), which is what bin/offload.js runs.
  */
-const ctx = e2eContext();
-const sqs = new SQSClient(ctx.awsConfig);
+const ctx = sharedInstance();
+useSharedInstance('shared');
+let sqs: SQSClient;
 const BIN = path.resolve(__dirname, '..', '..', 'bin', 'offload.js');
-const today = new Date().toISOString().slice(0, 10);
 let dir: string;
 let outputsFile: string;
+/** A poison message for the DLQ test, sent first: its maxReceiveCount visibility timeouts run while the other tests do. */
+const poison = JSON.stringify({ not: 'an s3 event', marker: `cli-e2e-${Date.now()}` });
 
 interface Run {
   code: number;
@@ -25,10 +31,11 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[], timeoutMs = 300_000): Promise<Run> {
+/** The environment a user would have: the API and the emulator, no other OFFLOAD_ or AWS_ settings. */
+function cliEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of Object.keys(env)) if (k.startsWith('OFFLOAD_') || k.startsWith('AWS_')) delete env[k];
-  Object.assign(env, {
+  return Object.assign(env, {
     OFFLOAD_API_URL: ctx.apiUrl,
     OFFLOAD_API_KEY: ctx.apiKey,
     AWS_ENDPOINT_URL: ctx.awsEndpoint,
@@ -37,8 +44,21 @@ function cli(args: string[], timeoutMs = 300_000): Promise<Run> {
     AWS_SECRET_ACCESS_KEY: 'test',
     NO_COLOR: '1',
   });
+}
+
+/** `offload --outputs-file <file> ...args` in-process, in `dir`. */
+async function cli(args: string[]): Promise<Run> {
+  const out = { stdout: '', stderr: '' };
+  const stream = (name: 'stdout' | 'stderr') => ({ isTTY: false, write: (s: string) => ((out[name] += s), true) });
+  const env = cliEnv();
+  const code = await main(['node', 'offload', '--outputs-file', outputsFile, ...args], new Terminal({ stdout: stream('stdout'), stderr: stream('stderr'), env }), { env, cwd: dir });
+  return { code, ...out };
+}
+
+/** `node bin/offload.js --outputs-file <file> ...args` as a separate process, in `dir`. */
+function spawnCli(args: string[], timeoutMs = 300_000): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, '--outputs-file', outputsFile, ...args], { cwd: dir, env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
+    execFile(process.execPath, [BIN, '--outputs-file', outputsFile, ...args], { cwd: dir, env: cliEnv(), timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0, stdout, stderr }),
     );
   });
@@ -59,6 +79,11 @@ async function depth(url: string): Promise<{ visible: number; inFlight: number }
 }
 
 beforeAll(async () => {
+  // The AWS SDK's default credential chain reads this process's environment.
+  vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
+  sqs = new SQSClient(ctx.awsConfig);
+  await sqs.send(new SendMessageCommand({ QueueUrl: ctx.outputs.ThumbnailQueueUrl, MessageBody: poison }));
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'offload-cli-e2e-'));
   outputsFile = path.join(dir, 'outputs.json');
   fs.writeFileSync(outputsFile, JSON.stringify({ Offload: ctx.outputs }, null, 2));
@@ -71,14 +96,15 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
+  vi.unstubAllEnvs();
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
 describe('offload CLI against local mode', () => {
   let uploaded: any[] = [];
 
-  it('upload a.jpg b.png --wait --json: succeeded jobs with outputs, a JSON array on stdout, exit 0', async () => {
-    const run = await cli(['upload', 'a.jpg', 'b.png', '--wait', '--json']);
+  it('upload a.jpg b.png --wait --json (bin/offload.js as a process): succeeded jobs with outputs, a JSON array on stdout, exit 0', async () => {
+    const run = await spawnCli(['upload', 'a.jpg', 'b.png', '--wait', '--json']);
     expect(run.code, run.stderr).toBe(0);
     uploaded = json(run);
     expect(Array.isArray(uploaded)).toBe(true);
@@ -114,12 +140,16 @@ describe('offload CLI against local mode', () => {
     expect(run.stderr).toContain(`offload: x.jpg: job ${job.jobId} failed: ${job.error.code}: `);
   });
 
-  it('report --from TODAY --to TODAY --wait --out DIR writes the CSV and the PDF', async () => {
+  it('report --from DAY --to DAY --wait --out DIR writes the CSV and the PDF', async () => {
+    // The days the uploads were made on (UTC): the day of the first upload up to today, so a
+    // run across midnight asks for both days.
+    const from = uploaded.map((j) => j.createdAt.slice(0, 10)).sort()[0];
+    const to = new Date().toISOString().slice(0, 10);
     const out = path.join(dir, 'reports');
-    const run = await cli(['report', '--from', today, '--to', today, '--wait', '--out', out]);
+    const run = await cli(['report', '--from', from, '--to', to, '--wait', '--out', out]);
     expect(run.code, run.stderr).toBe(0);
-    const csv = path.join(out, `report-${today}-to-${today}.csv`);
-    const pdf = path.join(out, `report-${today}-to-${today}.pdf`);
+    const csv = path.join(out, `report-${from}-to-${to}.csv`);
+    const pdf = path.join(out, `report-${from}-to-${to}.pdf`);
     expect(run.stdout.trim().split('\n')).toEqual([csv, pdf]);
     expect(fs.readFileSync(csv, 'utf8').replace(/^\uFEFF/, '')).toMatch(/^jobId,filename,/);
     for (const j of uploaded) expect(fs.readFileSync(csv, 'utf8')).toContain(j.jobId);
@@ -141,20 +171,18 @@ describe('offload CLI against local mode', () => {
   });
 
   it('dlq thumbnails lists a poison message with its reason, and --redrive moves it back', async () => {
-    const poison = JSON.stringify({ not: 'an s3 event', marker: `cli-e2e-${Date.now()}` });
-    await sqs.send(new SendMessageCommand({ QueueUrl: ctx.outputs.ThumbnailQueueUrl, MessageBody: poison }));
-
-    // The worker fails it on every receive; after maxReceiveCount (3) it lands in the DLQ.
-    let listed: any;
-    const deadline = Date.now() + 150_000;
-    for (;;) {
-      const run = await cli(['dlq', 'thumbnails', '--peek', '100', '--json']);
-      expect(run.code, run.stderr).toBe(0);
-      listed = json(run);
-      if (listed.messages.some((m: any) => m.body === poison)) break;
-      if (Date.now() > deadline) throw new Error(`the poison message never reached the DLQ: ${JSON.stringify(listed)}`);
-      await new Promise((r) => setTimeout(r, 5000));
-    }
+    // The poison message (sent in beforeAll): the worker fails it on every receive; after
+    // maxReceiveCount (3) it lands in the DLQ.
+    const listed: any = await vi.waitFor(
+      async () => {
+        const run = await cli(['dlq', 'thumbnails', '--peek', '100', '--json']);
+        expect(run.code, run.stderr).toBe(0);
+        const peeked = json(run);
+        if (!peeked.messages.some((m: any) => m.body === poison)) throw new Error(`the poison message never reached the DLQ: ${JSON.stringify(peeked)}`);
+        return peeked;
+      },
+      { timeout: 150_000, interval: 5000 },
+    );
     const letter = listed.messages.find((m: any) => m.body === poison);
     expect(letter).toMatchObject({ kind: 'unrecognized', jobIds: [], problem: expect.stringMatching(/not an S3 event/) });
     expect(listed.dlqUrl).toBe(ctx.outputs.ThumbnailDlqUrl);

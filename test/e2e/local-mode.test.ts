@@ -1,23 +1,29 @@
 import * as fs from 'node:fs';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { OUTPUT_KEYS } from '../../lib/offload-stack';
-import { e2eContext } from './client';
+import { sharedInstance, useSharedInstance } from './client';
 
 /** Local mode itself: the emulator, the deployed stack, the local runtime and the HTTP API. */
-const ctx = e2eContext();
-const sqs = new SQSClient(ctx.awsConfig);
-const s3 = new S3Client(ctx.awsConfig);
+const ctx = sharedInstance();
+useSharedInstance('shared');
+let sqs: SQSClient;
+let s3: S3Client;
+beforeAll(() => {
+  sqs = new SQSClient(ctx.awsConfig);
+  s3 = new S3Client(ctx.awsConfig);
+});
 
 async function logContains(pattern: RegExp, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const line = fs.readFileSync(inject('localLog'), 'utf8').split('\n').find((l) => pattern.test(l));
-    if (line) return line;
-    if (Date.now() > deadline) throw new Error(`no log line matching ${pattern}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  return vi.waitFor(
+    () => {
+      const line = fs.readFileSync(inject('localLog'), 'utf8').split('\n').find((l) => pattern.test(l));
+      if (!line) throw new Error(`no log line matching ${pattern}`);
+      return line;
+    },
+    { timeout: timeoutMs, interval: 200 },
+  );
 }
 
 describe('local mode', () => {
@@ -68,12 +74,7 @@ describe('local mode', () => {
     await s3.send(new PutObjectCommand({ Bucket: ctx.outputs.RawBucketName, Key: key, Body: 'not an image' }));
     // The worker decodes the key (+ and %20 included) and makes a job for it.
     const filename = key.split('/').pop();
-    let job: any;
-    for (let i = 0; i < 120 && !job; i++) {
-      const list = await ctx.call('GET', 'jobs?type=thumbnail&limit=50');
-      job = list.json.jobs.find((j: any) => j.input?.filename === filename && j.status === 'failed');
-      if (!job) await new Promise((r) => setTimeout(r, 250));
-    }
+    const job = await ctx.findJob(`for ${filename}, failed`, (j) => j.input?.filename === filename && j.status === 'failed', 'type=thumbnail&status=failed', 30_000);
     expect(job?.error?.code).toBe('unsupported_format');
   });
 });

@@ -1,9 +1,11 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import {
   ChangeMessageVisibilityBatchCommand,
-  DeleteMessageBatchCommand,
+  CreateQueueCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageCommand,
@@ -11,22 +13,65 @@ import {
   type Message,
 } from '@aws-sdk/client-sqs';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { e2eContext } from './client';
-import { TEST_CONTEXT } from './global-setup';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startLocal, type LocalHandle } from '../../local';
+import { clientFor, type E2eClient } from './client';
+import { drainNotifications } from './notifications';
 
 /**
- * Poison messages put straight on each work queue. The workers fail a message they cannot
- * read on every receive; the queue's redrive policy moves it to its DLQ after
- * maxReceiveCount receives; the DLQ-depth alarm would fire; and local mode keeps serving.
+ * Messages that come back: a local-mode instance of this file's own, with short worker
+ * timeouts (the visibility timeouts are derived: 6 x those), so that each redelivery takes
+ * seconds, not minutes.
  *
- * Slow by nature: a message moves to the DLQ on the receive after its last allowed one,
- * maxReceiveCount visibility timeouts after it was sent (e2e: thumbnails 3 x 30 s, reports
- * 3 x 120 s). Every message is sent at the start and all are awaited together: ~6.5 min.
+ * - Crash: a thumbnail worker's environment SIGKILLed mid-batch (by the local runtime's hook,
+ *   right after it stored a first thumbnail): its messages come back after the visibility
+ *   timeout and the jobs complete.
+ * - Poison messages put straight on each work queue. The workers fail a message they cannot
+ *   read on every receive; the queue's redrive policy moves it to its DLQ after
+ *   maxReceiveCount receives; the DLQ-depth alarm would fire; and local mode keeps serving.
+ * - A transient failure on every attempt: the job fails as retries_exhausted and its message
+ *   goes to the DLQ.
+ *
+ * A message moves to the DLQ on the receive after its last allowed one, maxReceiveCount
+ * visibility timeouts after it was sent (here 3 x 18 s on both queues). The poison messages
+ * and the transient failure are sent together and awaited together.
  */
-const ctx = e2eContext();
-const sqs = new SQSClient(ctx.awsConfig);
+const CONTEXT = {
+  thumbnailTimeoutSeconds: '3', // visibility 18 s
+  reportTimeoutSeconds: '3', // visibility 18 s
+  // Gathers the crash test's uploads into one batch (the kill then cuts a batch short).
+  thumbnailBatchingWindowSeconds: '1',
+  sweepIntervalMinutes: '1',
+};
+let local: LocalHandle;
+let ctx: E2eClient;
+let sqs: SQSClient;
+/** Every line local mode logged (its functions' lines are prefixed `[label] `). */
+const logged: string[] = [];
 const RUN = `poison-e2e-${randomUUID()}`;
+
+beforeAll(async () => {
+  const logFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'offload-poison-')), 'local.log');
+  const out = fs.createWriteStream(logFile);
+  local = await startLocal({
+    port: 0,
+    stateFile: null,
+    context: CONTEXT,
+    log: (line) => {
+      logged.push(line);
+      out.write(`${line}\n`);
+    },
+  });
+  ctx = clientFor(local);
+  sqs = new SQSClient(ctx.awsConfig);
+  template = deployedTemplate();
+  lanes.thumbnails = await lane('thumbnails', 'ThumbnailQueueUrl', 'ThumbnailDlqUrl', 'thumbnail');
+  lanes.reports = await lane('reports', 'ReportQueueUrl', 'ReportDlqUrl', 'report');
+}, 600_000);
+
+afterAll(async () => {
+  await local?.stop();
+});
 
 type LaneName = 'thumbnails' | 'reports';
 
@@ -97,17 +142,9 @@ const letters = new Map<string, Letter>();
 /** Report messages the worker dropped (logged 'no such job; message dropped'), by job id. */
 const dropped = new Set<string>();
 
-/** The template local mode deployed (its own cloud assembly); cdk.out's as a fallback. */
+/** The template this instance deployed (from its own cloud assembly). */
 function deployedTemplate(): any {
-  const dirs = [inject('cloudAssembly'), path.resolve(__dirname, '..', '..', 'cdk.out')].filter(Boolean);
-  for (const dir of dirs) {
-    if (!fs.existsSync(dir)) continue;
-    for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.template.json'))) {
-      const t = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
-      if (t.Outputs?.ThumbnailDlqUrl && t.Outputs?.ReportDlqUrl) return t;
-    }
-  }
-  throw new Error(`no synthesized Offload template in ${dirs.join(', ')}`);
+  return JSON.parse(fs.readFileSync(path.join(local.cloudAssembly, `${local.stackName}.template.json`), 'utf8'));
 }
 
 const refOf = (outputKey: string): string => template.Outputs[outputKey].Value.Ref;
@@ -192,7 +229,7 @@ async function release(url: string, messages: Message[]): Promise<void> {
 }
 
 function logLines(): string[] {
-  return fs.readFileSync(inject('localLog'), 'utf8').split('\n');
+  return [...logged];
 }
 
 /**
@@ -214,51 +251,53 @@ function malformedLines(lines: string[], p: Poison): string[] {
   return lines.filter((line) => line.startsWith(`[${l.logPrefix}] `) && /"message":"malformed (report )?message"/.test(line) && line.includes(`"messageId":"${p.messageId}"`));
 }
 
-beforeAll(async () => {
-  template = deployedTemplate();
-  lanes.thumbnails = await lane('thumbnails', 'ThumbnailQueueUrl', 'ThumbnailDlqUrl', 'thumbnail');
-  lanes.reports = await lane('reports', 'ReportQueueUrl', 'ReportDlqUrl', 'report');
-  // All at once, so the slow lane's three visibility timeouts are waited out only once.
-  await Promise.all(
-    all.map(async (p) => {
-      const sent = await sqs.send(new SendMessageCommand({ QueueUrl: lanes[p.lane].queueUrl, MessageBody: p.body }));
-      p.messageId = sent.MessageId!;
-      p.sentAt = Date.now();
-    }),
-  );
-});
-
-afterAll(async () => {
-  // Our letters have been looked at: delete them (only ours, by message id), so no later suite
-  // finds them in a DLQ (one that redrives a whole DLQ would send them round again).
-  const ids = new Set(all.map((p) => p.messageId));
-  for (const l of Object.values(lanes)) {
-    const held = await receiveAll(l.dlqUrl);
-    await release(l.dlqUrl, held.filter((m) => !ids.has(m.MessageId)));
-    const ours = held.filter((m) => ids.has(m.MessageId));
-    for (let i = 0; i < ours.length; i += 10) {
-      await sqs.send(new DeleteMessageBatchCommand({ QueueUrl: l.dlqUrl, Entries: ours.slice(i, i + 10).map((m, j) => ({ Id: String(j), ReceiptHandle: m.ReceiptHandle! })) }));
-    }
-  }
+describe('crash', () => {
+  it('a worker process killed mid-batch: its messages come back after the visibility timeout and complete', async () => {
+    const thumbnail = local.functions.find((f) => f.spec.label === 'thumbnail')!;
+    // The kill: the first thumbnail environment to store a thumbnail dies right then (its job
+    // claimed, one output written, the rest of its batch unfinished).
+    const crashed = thumbnail.crashAfterCall(new RegExp(`^PUT /${local.outputs.ResultsBucketName}/thumbnails/`));
+    const big = await sharp({ create: { width: 1024, height: 768, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
+    const ids = await Promise.all([0, 1, 2, 3].map((i) => ctx.presignedUpload(`crash-${i}.jpg`, 'image/jpeg', big)));
+    await crashed;
+    // Killed mid-job: a job of the killed batch is claimed and unfinished (until its message
+    // comes back, after the visibility timeout).
+    const states = await Promise.all(ids.map(async (id) => (await ctx.call('GET', `jobs/${id}`)).json.status));
+    expect(states, 'killed a thumbnail worker mid-batch').toContain('processing');
+    const jobs = await Promise.all(ids.map((id) => ctx.waitForJob(id, 180_000)));
+    for (const job of jobs) expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
+    expect(Math.max(...jobs.map((j) => j.attempts))).toBeGreaterThanOrEqual(2);
+  }, 240_000);
 });
 
 describe('poison messages', () => {
-  it('the deployed stack wires each work queue to its DLQ, with a DLQ-depth alarm, and the e2e timings', () => {
+  beforeAll(async () => {
+    // All at once, and with the transient failure below, so the visibility timeouts are waited out once.
+    await Promise.all([
+      ...all.map(async (p) => {
+        const sent = await sqs.send(new SendMessageCommand({ QueueUrl: lanes[p.lane].queueUrl, MessageBody: p.body }));
+        p.messageId = sent.MessageId!;
+        p.sentAt = Date.now();
+      }),
+      startTransientFailure(),
+    ]);
+  });
+
+  it('the deployed stack wires each work queue to its DLQ, with a DLQ-depth alarm, and the timings of this file', () => {
     for (const l of Object.values(lanes)) {
       expect(l.maxReceiveCount, l.name).toBe(3);
       expect(l.alarm.props, l.name).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', EvaluationPeriods: 1, Statistic: 'Maximum' });
       expect(l.alarm.props.AlarmActions?.length, `${l.alarm.logicalId} notifies someone`).toBeGreaterThan(0);
     }
-    // Derived visibility: 6 x the worker timeout of the e2e context.
-    expect(lanes.thumbnails.visibilitySeconds).toBe(6 * Number(TEST_CONTEXT.thumbnailTimeoutSeconds));
-    expect(lanes.reports.visibilitySeconds).toBe(6 * Number(TEST_CONTEXT.reportTimeoutSeconds));
+    // Derived visibility: 6 x the worker timeout of this file's context.
+    expect(lanes.thumbnails.visibilitySeconds).toBe(6 * Number(CONTEXT.thumbnailTimeoutSeconds));
+    expect(lanes.reports.visibilitySeconds).toBe(6 * Number(CONTEXT.reportTimeoutSeconds));
     expect(all.every((p) => p.messageId)).toBe(true);
   });
 
   it('moves every poison message to its own DLQ after exactly maxReceiveCount receives', async () => {
-    const deadline = (p: Poison) => p.sentAt! + (lanes[p.lane].maxReceiveCount * lanes[p.lane].visibilitySeconds + 60) * 1000;
     const settled = (p: Poison) => letters.has(p.messageId!) || (p.jobId !== undefined && dropped.has(p.jobId));
-    while (all.some((p) => !settled(p) && Date.now() < deadline(p))) {
+    const look = async () => {
       for (const l of Object.values(lanes)) {
         for (const m of await scan(l.dlqUrl)) {
           if (!all.some((p) => p.messageId === m.MessageId) || letters.has(m.MessageId!)) continue;
@@ -275,8 +314,23 @@ describe('poison messages', () => {
         if (!line.startsWith('[report] ') || !line.includes('"message":"no such job; message dropped"')) continue;
         for (const p of all) if (p.jobId && line.includes(`"jobId":"${p.jobId}"`)) dropped.add(p.jobId);
       }
-      await new Promise((r) => setTimeout(r, 3000));
-    }
+    };
+    // Until each one is settled (the table below says which were not), at most maxReceiveCount
+    // visibility timeouts and a minute after the last was sent.
+    const timeout = Math.max(...all.map((p) => p.sentAt! + (lanes[p.lane].maxReceiveCount * lanes[p.lane].visibilitySeconds + 60) * 1000)) - Date.now();
+    await vi
+      .waitFor(
+        async () => {
+          await look();
+          const open = all.filter((p) => !settled(p));
+          if (open.length > 0) throw new Error(`not in a DLQ yet: ${open.map((p) => p.label).join('; ')}`);
+        },
+        { timeout, interval: 2000 },
+      )
+      .catch((err: Error) => {
+        // The ones still missing are judged below, message by message.
+        if (!err.message.startsWith('not in a DLQ yet')) throw err;
+      });
 
     const lines = logLines();
     const report = poisons.map((p) => {
@@ -324,8 +378,18 @@ describe('poison messages', () => {
   });
 
   it('no crash loop: each worker read each poison message only maxReceiveCount times', async () => {
-    // Some time later, no more attempts: the messages are in the DLQs, nobody retries them.
-    await new Promise((r) => setTimeout(r, 5000));
+    // No more attempts can come: the messages are in the DLQs, and the work queues hold
+    // nothing (visible, in flight or delayed) that a worker could still receive.
+    await vi.waitFor(
+      async () => {
+        for (const l of Object.values(lanes)) {
+          const a = await attributes(l.queueUrl, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed']);
+          const left = Number(a.ApproximateNumberOfMessages) + Number(a.ApproximateNumberOfMessagesNotVisible) + Number(a.ApproximateNumberOfMessagesDelayed);
+          if (left > 0) throw new Error(`${left} messages still on the ${l.name} queue`);
+        }
+      },
+      { timeout: 120_000, interval: 1000 },
+    );
     const lines = logLines();
     const counts = poisons.map((p) => malformedLines(lines, p).length);
     expect(counts).toEqual(poisons.map((p) => lanes[p.lane].maxReceiveCount));
@@ -357,5 +421,61 @@ describe('poison messages', () => {
     const letter = letters.get(backwards.messageId!);
     expect({ dropped: dropped.has(backwards.jobId!), dlq: letter?.dlq, body: letter?.body }).toEqual({ dropped: false, dlq: 'reports', body: backwards.body });
     expect(malformedLines(logLines(), backwards)).toHaveLength(lanes.reports.maxReceiveCount);
+  });
+});
+
+/** A job whose S3 event names a bucket that does not exist: every read fails (not a missing key), which the worker must treat as transient and retry. */
+const transient = { jobId: '', subscriberUrl: '' };
+
+async function startTransientFailure(): Promise<void> {
+  // Its notification, read by a subscriber of the completion topic (as photos.test.ts does for its jobs).
+  const q = await sqs.send(new CreateQueueCommand({ QueueName: `e2e-transient-subscriber-${Date.now()}` }));
+  transient.subscriberUrl = q.QueueUrl!;
+  const arn = (await attributes(transient.subscriberUrl, ['QueueArn'])).QueueArn;
+  await new SNSClient(ctx.awsConfig).send(
+    new SubscribeCommand({
+      TopicArn: ctx.outputs.NotificationTopicArn,
+      Protocol: 'sqs',
+      Endpoint: arn,
+      Attributes: { RawMessageDelivery: 'true', FilterPolicy: JSON.stringify({ type: ['thumbnail'] }) },
+    }),
+  );
+  const created = await ctx.call('POST', 'uploads', { json: { filename: 'lost.jpg', contentType: 'image/jpeg', size: 10 } });
+  transient.jobId = created.json.jobId;
+  const event = {
+    Records: [
+      {
+        eventName: 'ObjectCreated:Put',
+        s3: { bucket: { name: 'no-such-bucket-e2e' }, object: { key: `uploads/${transient.jobId}/lost.jpg`, size: 10 } },
+      },
+    ],
+  };
+  await sqs.send(new SendMessageCommand({ QueueUrl: ctx.outputs.ThumbnailQueueUrl, MessageBody: JSON.stringify(event) }));
+}
+
+describe('transient failures', () => {
+  // After the poison messages' receive counts were taken: looking into the DLQ counts as a receive.
+  it('sends a transient failure to the DLQ after maxReceiveCount, as retries_exhausted', async () => {
+    const { jobId } = transient;
+    const job = await ctx.waitForJob(jobId, 240_000);
+    expect(job.status).toBe('failed');
+    expect(job.error.code).toBe('retries_exhausted');
+    expect(job.attempts).toBe(3);
+    // The message is in the DLQ, intact and redrivable.
+    const body = await vi.waitFor(
+      async () => {
+        const found = (await scan(lanes.thumbnails.dlqUrl)).map((m) => m.Body!).find((b) => b.includes(jobId));
+        if (!found) throw new Error(`the message of job ${jobId} is not in the DLQ`);
+        return found;
+      },
+      { timeout: 120_000, interval: 1000 },
+    );
+    expect(JSON.parse(body).Records[0].s3.object.key).toBe(`uploads/${jobId}/lost.jpg`);
+    // Its one outcome is notified exactly once, with type and status.
+    const seen = await drainNotifications(sqs, transient.subscriberUrl, [jobId], 120_000);
+    const list = seen.get(jobId) ?? [];
+    expect(list.length, `notifications for ${jobId}`).toBe(1);
+    expect(list[0]).toMatchObject({ jobId, type: 'thumbnail', status: 'failed' });
+    expect(list[0].completedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
   });
 });

@@ -1,22 +1,24 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { pdfText } from '../helpers/pdf-text';
-import { e2eContext } from './client';
+import { sharedInstance, useSharedInstance } from './client';
 
-/** Report jobs end to end: uploads, then a report over their range, whose files match the jobs. */
-const ctx = e2eContext();
-const today = new Date().toISOString().slice(0, 10);
+/**
+ * Report jobs end to end: uploads, then a report over their range, whose files match the jobs.
+ * The report covers every job of its days, so this file has the shared instance to itself
+ * while it runs (no other file's jobs appear or change meanwhile).
+ */
+const ctx = sharedInstance();
+useSharedInstance('exclusive');
 
-async function allThumbnailJobsToday(): Promise<any[]> {
-  const jobs: any[] = [];
-  let cursor: string | null = null;
-  do {
-    const res: any = await ctx.call('GET', `jobs?type=thumbnail&limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    expect(res.status).toBe(200);
-    jobs.push(...res.json.jobs.filter((j: any) => j.createdAt.startsWith(today)));
-    cursor = res.json.nextCursor;
-  } while (cursor);
-  return jobs;
+/** Days (UTC, YYYY-MM-DD) from the one `createdAt` falls on up to today. */
+function daysSince(createdAt: string): { from: string; to: string } {
+  return { from: createdAt.slice(0, 10), to: new Date().toISOString().slice(0, 10) };
+}
+
+/** The thumbnail jobs created on the days from..to (inclusive). */
+async function thumbnailJobsOn({ from, to }: { from: string; to: string }): Promise<any[]> {
+  return (await ctx.listJobs('type=thumbnail')).filter((j) => j.createdAt.slice(0, 10) >= from && j.createdAt.slice(0, 10) <= to);
 }
 
 describe('report jobs', () => {
@@ -27,18 +29,20 @@ describe('report jobs', () => {
       ctx.presignedUpload('résumé, "final".jpg', 'image/jpeg', good),
       ctx.presignedUpload('broken.jpg', 'image/jpeg', Buffer.from('not an image')),
     ]);
-    await Promise.all(ids.map((id) => ctx.waitForJob(id)));
-    const jobs = await allThumbnailJobsToday();
+    const mine = await Promise.all(ids.map((id) => ctx.waitForJob(id)));
+    // The days of these uploads (two, should the test run across midnight UTC).
+    const range = daysSince(mine.map((j) => j.createdAt).sort()[0]);
+    const jobs = await thumbnailJobsOn(range);
     const succeeded = jobs.filter((j) => j.status === 'succeeded').length;
     const failed = jobs.filter((j) => j.status === 'failed').length;
     expect(jobs.length).toBeGreaterThanOrEqual(3);
 
-    const res = await ctx.call('POST', 'reports', { json: { from: today, to: today } });
+    const res = await ctx.call('POST', 'reports', { json: range });
     expect(res.status).toBe(202);
     const report = await ctx.waitForJob(res.json.jobId, 120_000);
     expect(report.status, JSON.stringify(report.error)).toBe('succeeded');
     expect(report.type).toBe('report');
-    expect(report.params).toEqual({ from: today, to: today, formats: ['csv', 'pdf'] });
+    expect(report.params).toEqual({ ...range, formats: ['csv', 'pdf'] });
     expect(report.progress).toEqual({ done: jobs.length, total: jobs.length });
     const csvOut = report.outputs.find((o: any) => o.format === 'csv');
     const pdfOut = report.outputs.find((o: any) => o.format === 'pdf');
@@ -57,7 +61,8 @@ describe('report jobs', () => {
     const pdf = Buffer.from(await (await fetch(pdfOut.url)).arrayBuffer());
     expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
     const text = pdfText(pdf);
-    expect(text).toContain(today);
+    expect(text).toContain(range.from);
+    expect(text).toContain(range.to);
     expect(text.replace(/\s+/g, ' ')).toMatch(new RegExp(`Total jobs:? ${jobs.length}\\b`));
     expect(text.replace(/\s+/g, ' ')).toMatch(new RegExp(`Succeeded:? ${succeeded}\\b`));
     expect(text.replace(/\s+/g, ' ')).toMatch(new RegExp(`Failed:? ${failed}\\b`));

@@ -8,8 +8,9 @@ import { LocalFunction } from '../../local/function-pool';
 
 /**
  * The local runtime's crash hook (LocalFunction.crashAfterCall) on a tiny bundle that makes
- * "AWS API calls" (POSTs with an X-Amz-Target header) to a loopback server standing in for
- * the emulator: the environment dies right after the chosen call took effect, once.
+ * "AWS API calls" to a loopback server standing in for the emulator (JSON-protocol calls
+ * named by their X-Amz-Target header, REST calls by method and path): the environment dies
+ * right after the chosen call took effect, once.
  */
 let server: http.Server;
 let url: string;
@@ -19,7 +20,7 @@ let fn: LocalFunction;
 
 beforeAll(async () => {
   server = http.createServer((req, res) => {
-    received.push(String(req.headers['x-amz-target']));
+    received.push(String(req.headers['x-amz-target'] ?? `${req.method} ${req.url}`));
     req.resume();
     req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
   });
@@ -29,8 +30,11 @@ beforeAll(async () => {
   fs.writeFileSync(
     path.join(dir, 'index.js'),
     `const http = require('http');
+// 'Svc.Op' is a JSON-protocol call (POST with X-Amz-Target); 'PUT /key' a REST call.
 const call = (url, target) => new Promise((resolve, reject) => {
-  const req = http.request(url, { method: 'POST', headers: { 'x-amz-target': target } }, (res) => { res.resume(); res.on('end', resolve); });
+  const [method, path] = target.split(' ');
+  const opts = path ? { method, path } : { method: 'POST', headers: { 'x-amz-target': target } };
+  const req = http.request(url, opts, (res) => { res.resume(); res.on('end', resolve); });
   req.on('error', reject);
   req.end('{}');
 });
@@ -63,7 +67,7 @@ const alive = (pid: number) => {
 
 describe('LocalFunction.crashAfterCall', () => {
   it('kills the environment right after the chosen call took effect, once; invocations without the call leave it armed', async () => {
-    const crashed = fn.crashAfterCall('Svc.Claim');
+    const crashed = fn.crashAfterCall(/^Svc\.Claim$/);
     // No such call in this invocation: it runs to the end and the hook stays armed.
     received.length = 0;
     const first = await fn.invoke({ url, targets: ['Svc.Read'] });
@@ -87,8 +91,17 @@ describe('LocalFunction.crashAfterCall', () => {
     expect((third as { result: { pid: number } }).result.pid).not.toBe(pid);
   });
 
+  it('matches REST calls by method and path', async () => {
+    const crashed = fn.crashAfterCall(/^PUT \/results\//);
+    received.length = 0;
+    const out = await fn.invoke({ url, targets: ['GET /uploads/a.jpg', 'PUT /results/a/small.jpg', 'PUT /results/a/large.jpg'] });
+    expect(out).toMatchObject({ ok: false, kind: 'crash' });
+    expect(received).toEqual(['GET /uploads/a.jpg', 'PUT /results/a/small.jpg']);
+    await crashed;
+  });
+
   it('refuses a second crash while one is armed', async () => {
-    void fn.crashAfterCall('Svc.Never');
-    expect(() => fn.crashAfterCall('Svc.Other')).toThrow(/already armed/);
+    void fn.crashAfterCall(/^Svc\.Never$/);
+    expect(() => fn.crashAfterCall(/^Svc\.Other$/)).toThrow(/already armed/);
   });
 });
