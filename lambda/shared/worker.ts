@@ -163,16 +163,23 @@ export function backoffSeconds(receiveCount: number, base: number, cap: number, 
   return Math.max(0, Math.min(43200, Math.round(ceiling * random())));
 }
 
-/** The default message of a JSON-input type: `{ "jobId": "..." }` (anything else is poison). */
-export function jsonMessageJobs(body: string): MessageJob[] {
+/**
+ * The default message of a JSON-input type, as the API sends it: exactly `{ "jobId", "type" }`
+ * with this type's name. Anything else is poison (it fails its record and reaches the DLQ).
+ */
+export function jsonMessageJobs(body: string, type: string): MessageJob[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch {
     throw new Error('message body is not JSON');
   }
-  const jobId = (parsed as { jobId?: unknown } | null)?.jobId;
-  if (!isJobId(jobId)) throw new Error('message body names no job id ({ "jobId": "<uuid>" })');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('message body is not a JSON object');
+  const { jobId, type: named, ...rest } = parsed as Record<string, unknown>;
+  if (!isJobId(jobId)) throw new Error('message body names no job id ({ "jobId": "<uuid>", "type": "..." })');
+  if (named !== type) throw new Error(`message body is not a ${type} job message (type ${JSON.stringify(named)})`);
+  const extra = Object.keys(rest);
+  if (extra.length) throw new Error(`message body has unknown field(s): ${extra.slice(0, 5).join(', ')}`);
   return [{ jobId }];
 }
 
@@ -199,7 +206,7 @@ export function createWorker<Input, Settings extends Record<string, unknown>>(
   const metrics = new Metrics({ serviceName, namespace: 'offload', defaultDimensions: { jobType: definition.name } });
   const repo = new JobsRepo(docClient(), env.JOBS_TABLE, env.JOB_TTL_DAYS);
   const processor = new BatchProcessor(EventType.SQS);
-  const messageJobs = definition.messageJobs ?? jsonMessageJobs;
+  const messageJobs = definition.messageJobs ?? ((body: string) => jsonMessageJobs(body, definition.name));
   const prefix = resultsPrefixOf(definition);
   let context: Context | undefined;
 

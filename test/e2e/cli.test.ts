@@ -160,7 +160,7 @@ describe('offload CLI against local mode', () => {
     const run = await cli(['queues', '--json']);
     expect(run.code, run.stderr).toBe(0);
     const rows = json(run);
-    expect(rows.map((r: any) => r.name)).toEqual(['thumbnails', 'thumbnails-dlq', 'reports', 'reports-dlq']);
+    expect(rows.map((r: any) => r.name)).toEqual(['thumbnail', 'thumbnail-dlq', 'report', 'report-dlq']);
     for (const r of rows) {
       for (const k of ['visible', 'inFlight', 'delayed']) expect(Number.isInteger(r[k]), `${r.name}.${k}`).toBe(true);
       expect(r.oldestAgeSeconds === null || typeof r.oldestAgeSeconds === 'number').toBe(true);
@@ -175,7 +175,7 @@ describe('offload CLI against local mode', () => {
     // maxReceiveCount (3) it lands in the DLQ.
     const listed: any = await vi.waitFor(
       async () => {
-        const run = await cli(['dlq', 'thumbnails', '--peek', '100', '--json']);
+        const run = await cli(['dlq', 'thumbnail', '--peek', '100', '--json']);
         expect(run.code, run.stderr).toBe(0);
         const peeked = json(run);
         if (!peeked.messages.some((m: any) => m.body === poison)) throw new Error(`the poison message never reached the DLQ: ${JSON.stringify(peeked)}`);
@@ -197,7 +197,7 @@ describe('offload CLI against local mode', () => {
     expect(redrive.code, redrive.stderr).toBe(0);
     const result = json(redrive);
     // moto does not implement StartMessageMoveTask: the CLI noticed and moved the messages itself.
-    expect(result).toMatchObject({ queue: 'thumbnails', method: 'manual', failed: 0, duplicated: 0 });
+    expect(result).toMatchObject({ queue: 'thumbnail', method: 'manual', failed: 0, duplicated: 0 });
     expect(result.moved).toBeGreaterThanOrEqual(1);
     expect(redrive.stderr).toMatch(/StartMessageMoveTask is not available/);
     const dlqAfter = await depth(ctx.outputs.ThumbnailDlqUrl);

@@ -92,10 +92,14 @@ describe('throttledProgress', () => {
 describe('jsonMessageJobs', () => {
   it('reads { jobId } and refuses anything else', () => {
     const jobId = '0b7a3c2e-1f4d-4e5a-9b8c-7d6e5f4a3b2c';
-    expect(jsonMessageJobs(JSON.stringify({ jobId, type: 'report' }))).toEqual([{ jobId }]);
-    expect(() => jsonMessageJobs('nope')).toThrow(/not JSON/);
-    expect(() => jsonMessageJobs('{"jobId":"x"}')).toThrow(/no job id/);
-    expect(() => jsonMessageJobs('null')).toThrow(/no job id/);
+    expect(jsonMessageJobs(JSON.stringify({ jobId, type: 'report' }), 'report')).toEqual([{ jobId }]);
+    expect(() => jsonMessageJobs('nope', 'report')).toThrow(/not JSON/);
+    expect(() => jsonMessageJobs('{"jobId":"x","type":"report"}', 'report')).toThrow(/no job id/);
+    expect(() => jsonMessageJobs('null', 'report')).toThrow(/not a JSON object/);
+    expect(() => jsonMessageJobs(JSON.stringify({ jobId, type: 'thumbnail' }), 'report')).toThrow(/not a report job message/);
+    expect(() => jsonMessageJobs(JSON.stringify({ jobId }), 'report')).toThrow(/not a report job message/);
+    // A message of the first API ({ jobId, params }) is not one the API sends any more: poison.
+    expect(() => jsonMessageJobs(JSON.stringify({ jobId, type: 'report', params: {} }), 'report')).toThrow(/unknown field\(s\): params/);
   });
 });
 
