@@ -51,5 +51,5 @@ export function jobIdsFromDeadLetter(body: string): DeadLetterJobs {
     }
   }
   if (isJobId(record?.jobId)) return { jobIds: [record.jobId], kind: 'job-message' };
-  return { jobIds: [], kind: 'unrecognized', problem: 'message body names no job id' };
+  return { jobIds: [], kind: 'unrecognized', problem: 'message body is not an S3 event notification, nor a job message { jobId, type }' };
 }

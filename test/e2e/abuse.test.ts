@@ -501,7 +501,7 @@ describe('API abuse', () => {
         cases.push({ label: `${method} ${path} without a key`, method, path, key: null, status: 404, code: 'not_found' });
       }
     }
-    for (const [method, path] of [['GET', '/uploads'], ['GET', '/reports'], ['POST', '/jobs'], ['POST', `/jobs/${id}`], ['OPTIONS', '/nowhere'], ['OPTIONS', '/jobs/x/y']]) {
+    for (const [method, path] of [['GET', '/uploads'], ['GET', '/reports'], ['PUT', '/jobs'], ['POST', `/jobs/${id}`], ['OPTIONS', '/nowhere'], ['OPTIONS', '/jobs/x/y']]) {
       cases.push({ label: `${method} ${path}`, method, path, status: 404, code: 'not_found' });
     }
     const unknown = [

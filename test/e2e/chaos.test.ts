@@ -35,8 +35,18 @@ beforeAll(async () => {
       if (/^\[thumbnail poller\] invocation failed \((timeout|crash)\)/.test(line)) killedInvocations++;
       out.write(`${line}\n`);
     },
-    // Short timeouts: visibility 18 s, sweeper grace 54 s, swept every minute.
-    context: { thumbnailTimeoutSeconds: '3', thumbnailBatchSize: '2', thumbnailMaxConcurrency: '4', sweepIntervalMinutes: '1' },
+    // Short timeouts: visibility 18 s, sweeper grace 108 s after a lease, swept every minute;
+    // retries after at most 5 s; a job whose every delivery failed before its handler ran is
+    // failed once the queue's retention (300 s, longer than any job here waits in the queue) is past.
+    context: {
+      thumbnailTimeoutSeconds: '3',
+      thumbnailBatchSize: '2',
+      thumbnailMaxConcurrency: '4',
+      sweepIntervalMinutes: '1',
+      'jobs.thumbnail.maxQueuedSeconds': '300',
+      'jobs.thumbnail.retryBaseSeconds': '1',
+      'jobs.thumbnail.retryMaxSeconds': '5',
+    },
   });
 }, 600_000);
 
@@ -94,7 +104,7 @@ describe('chaos', () => {
         if (mine.length !== JOBS || open.length > 0) throw new Error(`${JOBS - mine.length + open.length} jobs not terminal: ${JSON.stringify(open.slice(0, 3))}`);
         return mine;
       },
-      { timeout: 420_000, interval: 2000 },
+      { timeout: 600_000, interval: 2000 },
     );
     const succeeded = jobs.filter((j) => j.status === 'succeeded');
     const failed = jobs.filter((j) => j.status === 'failed');
@@ -176,5 +186,5 @@ describe('chaos', () => {
         `${deliveries - JOBS} repeated deliveries, ` +
         `DLQ ${dead.size} (${[...dead.keys()].filter((id) => !failedIds.has(id)).length} lost acks of finished jobs)`,
     );
-  }, 600_000);
+  }, 900_000);
 });

@@ -1,3 +1,4 @@
+import { queueOutputKeys } from '../../lambda/shared/contract';
 import * as fs from 'node:fs';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -31,7 +32,9 @@ describe('local mode', () => {
     expect(ctx.apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
     expect(ctx.apiKey).toMatch(/^[0-9a-f]{40}$/);
     expect(ctx.awsEndpoint).toMatch(/^http:\/\/localhost:\d+$/);
-    expect(Object.keys(ctx.outputs).sort()).toEqual([...OUTPUT_KEYS].sort());
+    const perType = ctx.outputs.JobTypes.split(',').flatMap((t: string) => Object.values(queueOutputKeys(t)));
+    expect(Object.keys(ctx.outputs).sort()).toEqual([...OUTPUT_KEYS, ...perType].sort());
+    expect(ctx.outputs.JobTypes).toBe('thumbnail,report');
     expect(ctx.outputs.ApiUrl).toBe(ctx.apiUrl);
   });
 
