@@ -435,7 +435,7 @@ describe('sweep deadlines', () => {
 describe('runJob against the table', () => {
   const settings: CoreSettings = { ...DEFAULT_CORE_SETTINGS, timeoutSeconds: 60, maxReceiveCount: 3 };
   const visibilityTimeoutSeconds = 360;
-  const graceMs = settings.maxReceiveCount * visibilityTimeoutSeconds * 1000;
+  const graceMs = 2 * settings.maxReceiveCount * visibilityTimeoutSeconds * 1000;
   const opts = (jobId: string, receiveCount = 1, owner = `msg#${receiveCount}`): RunOptions => ({
     message: { jobId },
     owner,

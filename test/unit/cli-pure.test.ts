@@ -54,7 +54,7 @@ describe('dead letters -> job ids (whatever the queue)', () => {
 
   it('poison messages are unrecognized, with the reason', () => {
     expect(jobIdsFromDeadLetter(JSON.stringify({ Records: 'not a list' }))).toMatchObject({ jobIds: [], kind: 'unrecognized', problem: expect.stringMatching(/not an S3 event/) });
-    expect(jobIdsFromDeadLetter('{"not":"an s3 event"}')).toMatchObject({ jobIds: [], kind: 'unrecognized', problem: 'message body names no job id' });
+    expect(jobIdsFromDeadLetter('{"not":"an s3 event"}')).toMatchObject({ jobIds: [], kind: 'unrecognized', problem: 'message body is not an S3 event notification, nor a job message { jobId, type }' });
     expect(jobIdsFromDeadLetter('plain text')).toMatchObject({ kind: 'unrecognized', problem: 'message body is not JSON' });
     expect(jobIdsFromDeadLetter(JSON.stringify({ Event: 's3:TestEvent' }))).toMatchObject({ jobIds: [], kind: 's3-test-event' });
     expect(jobIdsFromDeadLetter(s3Event(`raw/${JOB}/a.jpg`)).kind).toBe('s3-test-event');
@@ -63,7 +63,7 @@ describe('dead letters -> job ids (whatever the queue)', () => {
   it("the platform's job message { jobId, type } (and the first API's { jobId, params })", () => {
     expect(jobIdsFromDeadLetter(JSON.stringify({ jobId: JOB, type: 'report' }))).toEqual({ jobIds: [JOB], kind: 'job-message' });
     expect(jobIdsFromDeadLetter(JSON.stringify({ jobId: JOB, params: { from: '2025-01-01', to: '2025-01-02', formats: ['csv'] } }))).toEqual({ jobIds: [JOB], kind: 'job-message' });
-    expect(jobIdsFromDeadLetter(JSON.stringify({ jobId: 'nope' }))).toMatchObject({ jobIds: [], kind: 'unrecognized', problem: 'message body names no job id' });
+    expect(jobIdsFromDeadLetter(JSON.stringify({ jobId: 'nope' }))).toMatchObject({ jobIds: [], kind: 'unrecognized', problem: 'message body is not an S3 event notification, nor a job message { jobId, type }' });
     expect(jobIdsFromDeadLetter('null')).toMatchObject({ jobIds: [], kind: 'unrecognized' });
     expect(jobIdsFromDeadLetter('{')).toMatchObject({ kind: 'unrecognized', problem: 'message body is not JSON' });
   });

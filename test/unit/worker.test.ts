@@ -108,7 +108,7 @@ describe('runJob (fake repository)', () => {
   const settings: CoreSettings = { ...DEFAULT_CORE_SETTINGS, timeoutSeconds: 30, maxReceiveCount: 3 };
   const VISIBILITY = 180;
   const LEASE_MS = 30_000;
-  const GRACE_MS = 3 * 180 * 1000;
+  const GRACE_MS = 2 * 3 * 180 * 1000;
 
   const record = (over: Partial<JobRecord> = {}): JobRecord => ({
     jobId: JOB,
