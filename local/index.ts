@@ -3,11 +3,12 @@ import * as path from 'node:path';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { LocalApiServer } from './api-server';
 import { cacheKey, DEFAULT_CACHE_DIR, obtainAssembly, type CachedAssembly } from './assembly-cache';
-import { callerAccount, creds, deploy, ensureBootstrapped, motoAccount, PreloadedCdk, PROJECT_ROOT, synth, synthContext } from './deploy';
-import { freePort, resolveEmulator, type Emulator } from './emulator';
+import { callerAccount, creds, deploy, ensureBootstrapped, motoAccount, PROJECT_ROOT, synth, synthContext } from './deploy';
+import type { Emulator } from './emulator';
 import { SqsEventSource } from './event-source';
 import { parseFaults } from './faults';
 import { LocalFunction } from './function-pool';
+import { headStart, type HeadStart } from './head-start';
 import { discover } from './topology';
 
 export interface LocalOptions {
@@ -32,6 +33,8 @@ export interface LocalOptions {
   extraSourceRoots?: string[];
   /** Where cached cloud assemblies live (default .offload/cache). */
   cacheDir?: string;
+  /** The emulator and the CDK CLI, when the caller started them already (see head-start.ts). */
+  headStart?: HeadStart;
   log?: (line: string) => void;
 }
 
@@ -79,8 +82,9 @@ export const DEFAULT_STATE_FILE = path.join(PROJECT_ROOT, '.offload', 'local.jso
  * served over HTTP.
  */
 export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> {
-  const started = Date.now();
   const log = opts.log ?? ((line: string) => console.log(line));
+  const head = opts.headStart ?? headStart(log);
+  const started = head.startedAt;
   const region = opts.region ?? process.env.AWS_REGION ?? 'us-east-1';
   const stackName = opts.stackName ?? 'Offload';
   const credentials = creds();
@@ -121,25 +125,23 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     };
 
     // The CDK CLI loads (most of a deploy's CPU) while the emulator starts.
-    const cli = new PreloadedCdk('deploy', (l) => log(`[local] ${l}`));
+    const cli = head.cli;
     cleanups.push(async () => cli.dispose());
     // With a moto of our own, its account is known before it answers: the cloud assembly
     // (cached, or synthesized) is prepared while moto starts.
-    const tEmulator = Date.now();
-    const own = !process.env.AWS_ENDPOINT_URL;
-    const port = own ? await freePort() : undefined;
+    const own = head.motoEndpoint !== undefined;
     const early = own ? new AbortController() : undefined;
-    const earlyAssembly = own ? obtain(motoAccount(), `http://localhost:${port}`, early!.signal) : undefined;
+    const earlyAssembly = own ? head.motoEndpoint!.then((endpoint) => obtain(motoAccount(), endpoint, early!.signal)) : undefined;
     earlyAssembly?.catch(() => undefined);
     let emulator: Emulator;
     try {
-      emulator = await resolveEmulator({ port, progress: (l) => log(`[local] ${l}`) });
+      emulator = await head.emulator;
     } catch (err) {
       early?.abort(err);
       await earlyAssembly?.catch(() => undefined);
       throw err;
     }
-    timings.emulator = since(tEmulator);
+    timings.emulator = since(head.startedAt);
     cleanups.push(() => emulator.stop());
     log(`[local] AWS endpoint ${emulator.endpoint}${emulator.owned ? ' (moto, started here)' : ''}`);
     for (const line of held) log(line);
