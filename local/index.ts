@@ -45,7 +45,7 @@ export interface StartTimings {
   /** The cloud assembly: the cache key, then the cached entry or `cdk synth` (in parallel with the emulator's start when moto is ours). */
   assembly: number;
   cached: boolean;
-  /** The bootstrap resources `cdk deploy` needs (see ensureBootstrapped). */
+  /** The emulator's account, then the bootstrap resources `cdk deploy` needs (see ensureBootstrapped). */
   bootstrap: number;
   /** `cdk deploy --method=direct`. */
   deploy: number;
@@ -147,15 +147,17 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     for (const line of held) log(line);
     held = undefined;
 
+    let t = Date.now();
     const account = await callerAccount(emulator.endpoint, region);
+    const accountMs = since(t);
     let assembly = await earlyAssembly;
     // MOTO_ACCOUNT_ID set for moto but not for local mode: synthesize for the account moto has.
     if (!assembly || account !== motoAccount()) assembly = await obtain(account, emulator.endpoint);
     const cloudAssembly = assembly.dir;
 
-    let t = Date.now();
+    t = Date.now();
     const bootstrap = await ensureBootstrapped({ endpoint: emulator.endpoint, region, account, cloudAssembly, stackName });
-    timings.bootstrap = since(t);
+    timings.bootstrap = accountMs + since(t);
     if (bootstrap === 'created') log(`[local] bootstrap resources for aws://${account}/${region}: staging bucket and version parameter`);
     log(`[local] deploying ${stackName}`);
     t = Date.now();
