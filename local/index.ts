@@ -9,7 +9,7 @@ import { SqsEventSource } from './event-source';
 import { parseFaults } from './faults';
 import { LocalFunction } from './function-pool';
 import { headStart, type HeadStart } from './head-start';
-import { discover } from './topology';
+import { discover, warmUp } from './topology';
 
 export interface LocalOptions {
   /** API port; 0 picks a free one. */
@@ -161,8 +161,11 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     if (bootstrap === 'created') log(`[local] bootstrap resources for aws://${account}/${region}: staging bucket and version parameter`);
     log(`[local] deploying ${stackName}`);
     t = Date.now();
-    const deployed = await deploy({ cli, endpoint: emulator.endpoint, region, account, stackName, cloudAssembly, log: (l) => log(`[local] ${l}`) });
+    const deploying = deploy({ cli, endpoint: emulator.endpoint, region, account, stackName, cloudAssembly, log: (l) => log(`[local] ${l}`) });
+    const warm = warmUp({ endpoint: emulator.endpoint, region, credentials });
+    const deployed = await deploying;
     timings.deploy = since(t);
+    await warm;
     t = Date.now();
     const topology = await discover({
       endpoint: emulator.endpoint,
