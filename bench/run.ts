@@ -3,11 +3,12 @@
  *
  *   npm run bench                      # all sections
  *   npm run bench -- --only thumbnail,report --uploads 100 --photo ~/photo.jpg
+ *   npm run bench -- --only start      # local mode's start: first (cache cleared) and cached
  *
  * Ratios are computed from runs in this same process (interleaved where two pipelines are
  * compared), never from figures remembered from another run.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -32,12 +33,13 @@ const TARGETS = {
 };
 
 const program = new Command()
-  .option('--only <sections>', 'comma-separated: thumbnail,report,coldStart,pipeline')
+  .option('--only <sections>', 'comma-separated: thumbnail,report,coldStart,start,pipeline')
+  .option('--start-runs <n>', 'local-mode starts of each kind (first, cached)', (v) => Number(v), 3)
   .option('--uploads <n>', 'uploads through local mode', (v) => Number(v), 200)
   .option('--photo <path>', 'also benchmark this real photo')
   .option('--report-sizes <list>', 'records per report run', '100000,1000000')
   .parse();
-const opts = program.opts<{ only?: string; uploads: number; photo?: string; reportSizes: string }>();
+const opts = program.opts<{ only?: string; uploads: number; photo?: string; reportSizes: string; startRuns: number }>();
 const want = (s: string) => !opts.only || opts.only.split(',').includes(s);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
@@ -69,6 +71,71 @@ function coldStart(): Record<string, { bundleBytes: number; initMs: number }> {
     out[name] = { bundleBytes, initMs: round(median(times)) };
   }
   return out;
+}
+
+interface StartRun {
+  /** Spawn of `node --import tsx local/main.ts` to its state file (what `npm start` does, without npm's own start-up). */
+  readyMs: number;
+  /** local mode's own breakdown (its `[local] start:` line), in ms. */
+  phases: Record<string, number>;
+}
+
+/** One local-mode start in a fresh process, until ready; then stopped. */
+async function startOnce(cacheDir: string): Promise<StartRun> {
+  const stateFile = path.join(os.tmpdir(), `offload-bench-state-${process.pid}-${Date.now()}.json`);
+  const env = { ...process.env };
+  delete env.AWS_ENDPOINT_URL;
+  const t0 = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'local/main.ts', '--port', '0', '--state-file', stateFile, '--cache-dir', cacheDir], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  try {
+    while (!fs.existsSync(stateFile)) {
+      if (child.exitCode !== null) throw new Error(`local mode exited (${child.exitCode}):\n${out.slice(-3000)}`);
+      if (Date.now() - t0 > 300_000) throw new Error(`local mode not ready after 5 min:\n${out.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const readyMs = Date.now() - t0;
+    const line = out.split('\n').find((l) => l.startsWith('[local] start:')) ?? '';
+    const phases: Record<string, number> = {};
+    for (const m of line.matchAll(/(emulator|cloud assembly|bootstrap|deploy|discover|total) ([\d.]+) s/g)) phases[m[1].replace(' ', '')] = Number(m[2]) * 1000;
+    return { readyMs, phases };
+  } finally {
+    const exited = new Promise((r) => child.once('exit', r));
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
+    fs.rmSync(stateFile, { force: true });
+  }
+}
+
+/**
+ * Local mode's start, `runs` times each: first start (an empty cache folder of its own: a
+ * `cdk synth`) and cached start (the folder the first start filled), interleaved.
+ */
+async function localStart(runs: number) {
+  const first: StartRun[] = [];
+  const cached: StartRun[] = [];
+  for (let i = 0; i < runs; i++) {
+    // Inside the project: the bundles find host binaries (sharp) in its node_modules.
+    const cacheDir = path.join(ROOT, '.offload', `bench-cache-${process.pid}-${i}`);
+    try {
+      first.push(await startOnce(cacheDir));
+      cached.push(await startOnce(cacheDir));
+    } finally {
+      fs.rmSync(cacheDir, { recursive: true, force: true });
+    }
+  }
+  const summary = (xs: StartRun[]) => ({
+    medianMs: median(xs.map((x) => x.readyMs)),
+    runsMs: xs.map((x) => x.readyMs),
+    phasesMedianMs: Object.fromEntries(Object.keys(xs[0].phases).map((k) => [k, median(xs.map((x) => x.phases[k] ?? 0))])),
+  });
+  return { runs, loadAverage: os.loadavg().map((l) => round(l, 2)), first: summary(first), cached: summary(cached) };
 }
 
 /** N uploads through local mode until all succeed, against the bare-sharp CPU bound of this machine. */
@@ -167,6 +234,17 @@ async function main() {
     const c = coldStart();
     results.coldStart = c;
     for (const [name, x] of Object.entries(c)) rows.push([`cold start ${name}`, `${round(x.bundleBytes / 1024)} KB`, `init ${x.initMs} ms`]);
+  }
+  if (want('start')) {
+    const st = await localStart(opts.startRuns);
+    results.start = st;
+    const phases = (p: Record<string, number>) =>
+      Object.entries(p)
+        .filter(([k]) => k !== 'total')
+        .map(([k, v]) => `${k} ${round(v / 1000)}`)
+        .join(', ');
+    rows.push([`local mode start, first (cache cleared)`, `${round(st.first.medianMs / 1000)} s (median of ${st.runs})`, phases(st.first.phasesMedianMs)]);
+    rows.push([`local mode start, cached`, `${round(st.cached.medianMs / 1000)} s (median of ${st.runs})`, phases(st.cached.phasesMedianMs)]);
   }
   if (want('pipeline')) {
     const p = await pipeline(opts.uploads);

@@ -264,7 +264,8 @@ async function lockKey(cacheDir: string, key: string, isDone: () => boolean): Pr
  * until release(); entries beyond the newest `keep` are evicted afterwards.
  */
 export async function obtainAssembly(opts: ObtainOptions): Promise<CachedAssembly> {
-  const cacheDir = opts.cacheDir ?? DEFAULT_CACHE_DIR;
+  // Absolute: functions run their bundles with the bundle's folder as working directory.
+  const cacheDir = path.resolve(opts.cacheDir ?? DEFAULT_CACHE_DIR);
   const { key } = opts.key;
   const dir = path.join(cacheDir, key);
   fs.mkdirSync(cacheDir, { recursive: true });

@@ -1,12 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CloudFormationClient, CreateStackCommand, DescribeStacksCommand, waitUntilStackCreateComplete } from '@aws-sdk/client-cloudformation';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { PreloadedCdk, runCdk } from './cdk-process';
 
-export const PROJECT_ROOT = path.resolve(__dirname, '..');
-const CDK = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'cdk');
+export { PROJECT_ROOT } from './cdk-process';
 
 /** The account moto answers for (its default, or MOTO_ACCOUNT_ID as moto reads it). */
 export function motoAccount(env: NodeJS.ProcessEnv = process.env): string {
@@ -40,105 +39,6 @@ export async function callerAccount(endpoint: string, region: string): Promise<s
   return identity.Account!;
 }
 
-const CDK_LIB = path.join(PROJECT_ROOT, 'node_modules', 'aws-cdk', 'lib');
-const CDK_PRELOADED = path.join(__dirname, 'cdk-cli.cjs');
-
-/** A CDK CLI process: output kept for the log when it fails, stopped (with its app) on abort. */
-function watch(
-  child: ChildProcess,
-  args: string[],
-  label: string,
-  log: (l: string) => void,
-  signal?: AbortSignal,
-): { done: Promise<void>; kill: () => void } {
-  const kill = () => {
-    try {
-      // Its own process group: the app `cdk synth` runs goes too.
-      if (child.pid) process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // gone already
-    }
-  };
-  let out = '';
-  const keep = (d: Buffer) => {
-    out = (out + d.toString()).slice(-20_000);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  process.once('exit', kill);
-  const done = new Promise<void>((resolve, reject) => {
-    const onAbort = () => kill();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    child.on('error', reject);
-    child.on('exit', (code, sig) => {
-      signal?.removeEventListener('abort', onAbort);
-      process.removeListener('exit', kill);
-      if (signal?.aborted) return reject(signal.reason);
-      if (code === 0) return resolve();
-      for (const line of out.split('\n').filter((l) => l && !/nodedir|Unknown (user|env) config/.test(l)).slice(-40)) log(`[${label}] ${line}`);
-      reject(new Error(`cdk ${args[0]} failed (${sig ? `signal ${sig}` : `exit ${code}`})`));
-    });
-  });
-  return { done, kill };
-}
-
-function run(args: string[], env: NodeJS.ProcessEnv, label: string, log: (l: string) => void, opts: { signal?: AbortSignal } = {}): Promise<void> {
-  if (opts.signal?.aborted) return Promise.reject(opts.signal.reason);
-  const child = spawn(CDK, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  return watch(child, args, label, log, opts.signal).done;
-}
-
-/**
- * The CDK CLI loaded ahead of its run (see cdk-cli.cjs): start() while other work goes on,
- * then run(args, env) once; dispose() when it will not be run.
- */
-export class PreloadedCdk {
-  private readonly child: ChildProcess;
-  private readonly loaded: Promise<void>;
-  private readonly watched: { done: Promise<void>; kill: () => void };
-  private used = false;
-
-  constructor(private readonly label: string, private readonly log: (l: string) => void) {
-    this.child = spawn(process.execPath, [CDK_PRELOADED, CDK_LIB], {
-      cwd: PROJECT_ROOT,
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', CDK_DISABLE_CLI_TELEMETRY: 'true', CDK_DISABLE_VERSION_CHECK: 'true' },
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      detached: true,
-    });
-    this.watched = watch(this.child, ['(preloaded)'], label, (l) => this.used && this.log(l));
-    this.watched.done.catch(() => undefined);
-    this.loaded = new Promise<void>((resolve, reject) => {
-      this.child.once('message', (m: any) => (m?.type === 'loaded' ? resolve() : reject(new Error(`unexpected message from the CDK CLI: ${JSON.stringify(m)}`))));
-      this.watched.done.then(
-        () => reject(new Error('the preloaded CDK CLI exited before its run')),
-        (err) => reject(err),
-      );
-    });
-    this.loaded.catch(() => undefined);
-  }
-
-  async run(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-    if (this.used) throw new Error('a preloaded CDK CLI runs once');
-    this.used = true;
-    try {
-      await this.loaded;
-    } catch {
-      // It could not be preloaded (unexpected): run the CLI the plain way.
-      return run(args, env, this.label, this.log);
-    }
-    const done = new Promise<void>((resolve, reject) => {
-      this.child.once('exit', (code, sig) => (code === 0 ? resolve() : reject(new Error(`cdk ${args[0]} failed (${sig ? `signal ${sig}` : `exit ${code}`})`))));
-    });
-    // Failure output is logged by watch(), now that `used` is set.
-    this.child.send({ type: 'run', args, env: Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) });
-    await done;
-  }
-
-  dispose(): void {
-    if (!this.used) this.watched.kill();
-  }
-}
-
 /** `-c key=value` arguments: what local mode always sets, then the caller's context. */
 export function synthContext(stackName: string, context: Record<string, string>): Record<string, string> {
   return { ephemeral: 'true', stackName, ...context };
@@ -161,7 +61,7 @@ export interface SynthOptions {
 export async function synth(opts: SynthOptions): Promise<void> {
   const ctx = Object.entries(opts.context).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
   const env = { ...emulatorEnv(opts.endpoint, opts.region), CDK_DEFAULT_ACCOUNT: opts.account, CDK_DEFAULT_REGION: opts.region };
-  await run(['synth', '--quiet', '--no-notices', '--output', opts.outDir, ...ctx], env, 'synth', opts.log, { signal: opts.signal });
+  await runCdk(['synth', '--quiet', '--no-notices', '--output', opts.outDir, ...ctx], env, 'synth', opts.log, { signal: opts.signal });
 }
 
 /** The bootstrap version local mode records (the CLI's current template's; at least what the assembly asks for). */
@@ -243,7 +143,7 @@ export async function deploy(opts: DeployOptions): Promise<Deployed> {
     const outputsFile = path.join(tmp, 'outputs.json');
     const args = ['deploy', opts.stackName, '--app', opts.cloudAssembly, '--method=direct', '--require-approval', 'never', '--no-notices', '--outputs-file', outputsFile];
     if (opts.cli) await opts.cli.run(args, env);
-    else await run(args, env, 'deploy', opts.log);
+    else await runCdk(args, env, 'deploy', opts.log);
     const templatePath = path.join(opts.cloudAssembly, `${opts.stackName}.template.json`);
     const outputs = JSON.parse(fs.readFileSync(outputsFile, 'utf8'))[opts.stackName] ?? {};
     return { account: opts.account, templatePath, template: JSON.parse(fs.readFileSync(templatePath, 'utf8')), outputs };

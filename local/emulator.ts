@@ -123,7 +123,7 @@ async function launchMoto(python: string, wantedPort?: number): Promise<Emulator
       child.kill('SIGKILL');
       throw new Error(`moto did not answer on port ${port} within 30 s: ${tail}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 50));
   }
 
   return {

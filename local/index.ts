@@ -4,13 +4,14 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { LocalApiServer } from './api-server';
 import { cacheKey, DEFAULT_CACHE_DIR, obtainAssembly, type CachedAssembly } from './assembly-cache';
-import { callerAccount, creds, deploy, ensureBootstrapped, motoAccount, PreloadedCdk, PROJECT_ROOT, synth, synthContext } from './deploy';
-import { freePort, resolveEmulator, type Emulator } from './emulator';
+import { callerAccount, creds, deploy, ensureBootstrapped, motoAccount, PROJECT_ROOT, synth, synthContext } from './deploy';
+import type { Emulator } from './emulator';
 import { SqsEventSource } from './event-source';
 import { parseFaults } from './faults';
 import { LocalFunction } from './function-pool';
+import { headStart, type HeadStart } from './head-start';
 import { DynamoStreamEventSource } from './stream-source';
-import { discover } from './topology';
+import { discover, warmUp } from './topology';
 
 export interface LocalOptions {
   /** API port; 0 picks a free one. */
@@ -34,6 +35,8 @@ export interface LocalOptions {
   extraSourceRoots?: string[];
   /** Where cached cloud assemblies live (default .offload/cache). */
   cacheDir?: string;
+  /** The emulator and the CDK CLI, when the caller started them already (see head-start.ts). */
+  headStart?: HeadStart;
   log?: (line: string) => void;
 }
 
@@ -44,7 +47,7 @@ export interface StartTimings {
   /** The cloud assembly: the cache key, then the cached entry or `cdk synth` (in parallel with the emulator's start when moto is ours). */
   assembly: number;
   cached: boolean;
-  /** The bootstrap resources `cdk deploy` needs (see ensureBootstrapped). */
+  /** The emulator's account, then the bootstrap resources `cdk deploy` needs (see ensureBootstrapped). */
   bootstrap: number;
   /** `cdk deploy --method=direct`. */
   deploy: number;
@@ -82,8 +85,9 @@ export const DEFAULT_STATE_FILE = path.join(PROJECT_ROOT, '.offload', 'local.jso
  * served over HTTP.
  */
 export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> {
-  const started = Date.now();
   const log = opts.log ?? ((line: string) => console.log(line));
+  const head = opts.headStart ?? headStart(log);
+  const started = head.startedAt;
   const region = opts.region ?? process.env.AWS_REGION ?? 'us-east-1';
   const stackName = opts.stackName ?? 'Offload';
   const credentials = creds();
@@ -126,44 +130,47 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     };
 
     // The CDK CLI loads (most of a deploy's CPU) while the emulator starts.
-    const cli = new PreloadedCdk('deploy', (l) => log(`[local] ${l}`));
+    const cli = head.cli;
     cleanups.push(async () => cli.dispose());
     // With a moto of our own, its account is known before it answers: the cloud assembly
     // (cached, or synthesized) is prepared while moto starts.
-    const tEmulator = Date.now();
-    const own = !process.env.AWS_ENDPOINT_URL;
-    const port = own ? await freePort() : undefined;
+    const own = head.motoEndpoint !== undefined;
     const early = own ? new AbortController() : undefined;
-    const earlyAssembly = own ? obtain(motoAccount(), `http://localhost:${port}`, early!.signal) : undefined;
+    const earlyAssembly = own ? head.motoEndpoint!.then((endpoint) => obtain(motoAccount(), endpoint, early!.signal)) : undefined;
     earlyAssembly?.catch(() => undefined);
     let emulator: Emulator;
     try {
-      emulator = await resolveEmulator({ port, progress: (l) => log(`[local] ${l}`) });
+      emulator = await head.emulator;
     } catch (err) {
       early?.abort(err);
       await earlyAssembly?.catch(() => undefined);
       throw err;
     }
-    timings.emulator = since(tEmulator);
+    timings.emulator = since(head.startedAt);
     cleanups.push(() => emulator.stop());
     log(`[local] AWS endpoint ${emulator.endpoint}${emulator.owned ? ' (moto, started here)' : ''}`);
     for (const line of held) log(line);
     held = undefined;
 
+    let t = Date.now();
     const account = await callerAccount(emulator.endpoint, region);
+    const accountMs = since(t);
     let assembly = await earlyAssembly;
     // MOTO_ACCOUNT_ID set for moto but not for local mode: synthesize for the account moto has.
     if (!assembly || account !== motoAccount()) assembly = await obtain(account, emulator.endpoint);
     const cloudAssembly = assembly.dir;
 
-    let t = Date.now();
+    t = Date.now();
     const bootstrap = await ensureBootstrapped({ endpoint: emulator.endpoint, region, account, cloudAssembly, stackName });
-    timings.bootstrap = since(t);
+    timings.bootstrap = accountMs + since(t);
     if (bootstrap === 'created') log(`[local] bootstrap resources for aws://${account}/${region}: staging bucket and version parameter`);
     log(`[local] deploying ${stackName}`);
     t = Date.now();
-    const deployed = await deploy({ cli, endpoint: emulator.endpoint, region, account, stackName, cloudAssembly, log: (l) => log(`[local] ${l}`) });
+    const deploying = deploy({ cli, endpoint: emulator.endpoint, region, account, stackName, cloudAssembly, log: (l) => log(`[local] ${l}`) });
+    const warm = warmUp({ endpoint: emulator.endpoint, region, credentials });
+    const deployed = await deploying;
     timings.deploy = since(t);
+    await warm;
     t = Date.now();
     const topology = await discover({
       endpoint: emulator.endpoint,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
-import { startLocal, type LocalHandle } from './index';
+import { headStart } from './head-start';
+import type * as Local from './index';
 import { ToolMissingError } from './python-tools';
 
 /**
@@ -45,7 +46,10 @@ async function main(): Promise<void> {
     cacheDir?: string;
     sourceRoot: string[];
   }>();
-  let handle: LocalHandle | undefined;
+  // moto and the CDK CLI start first; the rest of local mode (the AWS SDK clients) loads meanwhile.
+  const head = headStart();
+  const { startLocal } = require('./index') as typeof Local;
+  let handle: Local.LocalHandle | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -68,6 +72,7 @@ async function main(): Promise<void> {
     stateFile: o.stateFile,
     cacheDir: o.cacheDir,
     extraSourceRoots: o.sourceRoot,
+    headStart: head,
   });
   if (stopping) return;
   console.log('');

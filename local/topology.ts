@@ -6,16 +6,18 @@ import {
   CreateUsagePlanCommand,
   CreateUsagePlanKeyCommand,
   GetResourcesCommand,
+  GetRestApisCommand,
 } from '@aws-sdk/client-api-gateway';
 import { CloudFormationClient, DescribeStackResourcesCommand } from '@aws-sdk/client-cloudformation';
 import {
   GetFunctionConfigurationCommand,
   LambdaClient,
   ListEventSourceMappingsCommand,
+  ListFunctionsCommand,
   UpdateEventSourceMappingCommand,
 } from '@aws-sdk/client-lambda';
 import { PutBucketNotificationConfigurationCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, GetQueueUrlCommand, ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { FunctionSpec } from './function-pool';
 import type { EventSourceConfig } from './event-source';
 import type { StreamSourceConfig } from './stream-source';
@@ -69,6 +71,21 @@ export interface DiscoverOptions {
 
 type Resource = { Type: string; Properties?: any; Metadata?: any };
 
+/**
+ * moto sets up each service's request handling at that service's first request (~0.3-0.6 s
+ * each for Lambda, API Gateway and SQS). Read-only requests to them while `cdk deploy` runs
+ * (its CLI leaves the emulator idle for much of that time) take that set-up off discover()'s
+ * path. Errors are ignored: discover() makes the real requests.
+ */
+export async function warmUp(opts: Pick<DiscoverOptions, 'endpoint' | 'region' | 'credentials'>): Promise<void> {
+  const cfg = { endpoint: opts.endpoint, region: opts.region, credentials: opts.credentials };
+  await Promise.allSettled([
+    new LambdaClient(cfg).send(new ListFunctionsCommand({ MaxItems: 1 })),
+    new APIGatewayClient(cfg).send(new GetRestApisCommand({ limit: 1 })),
+    new SQSClient(cfg).send(new ListQueuesCommand({ MaxResults: 1 })),
+  ]);
+}
+
 export async function discover(opts: DiscoverOptions): Promise<Topology> {
   const cfg = { endpoint: opts.endpoint, region: opts.region, credentials: opts.credentials };
   const cfn = new CloudFormationClient(cfg);
@@ -98,9 +115,12 @@ export async function discover(opts: DiscoverOptions): Promise<Topology> {
   // Functions: bundle and handler from the template, configuration from the emulator.
   const functions = new Map<string, FunctionSpec>();
   const fnByLogical = new Map<string, string>();
-  for (const [logicalId, r] of Object.entries(resources)) {
-    if (r.Type !== 'AWS::Lambda::Function') continue;
-    const conf = await lambda.send(new GetFunctionConfigurationCommand({ FunctionName: need(logicalId) }));
+  // Independent reads go out together (the emulator answers them in parallel): local mode's
+  // start waits for this discovery.
+  const fnDefs = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function');
+  const confs = await Promise.all(fnDefs.map(([logicalId]) => lambda.send(new GetFunctionConfigurationCommand({ FunctionName: need(logicalId) }))));
+  for (const [i, [logicalId, r]] of fnDefs.entries()) {
+    const conf = confs[i];
     const assetPath = r.Metadata?.['aws:asset:path'];
     if (!assetPath) throw new Error(`${logicalId} has no aws:asset:path metadata`);
     const environment = conf.Environment?.Variables ?? {};
@@ -121,94 +141,104 @@ export async function discover(opts: DiscoverOptions): Promise<Topology> {
   // SQS event sources: read, then disabled in the emulator (moto would otherwise receive
   // the messages itself and try to invoke a Lambda it cannot run, bumping receive counts).
   const eventSources: Topology['eventSources'] = [];
-  const mappings = await lambda.send(new ListEventSourceMappingsCommand({}));
-  for (const m of mappings.EventSourceMappings ?? []) {
-    const fn = functions.get(m.FunctionArn!);
-    if (!fn || !m.EventSourceArn?.startsWith('arn:aws:sqs:')) continue;
-    const logical = [...physical.entries()].find(([, p]) => p === m.UUID)?.[0];
-    const props = logical ? resources[logical]?.Properties ?? {} : {};
-    const queueLogical = Object.keys(resources).find((id) => resources[id].Type === 'AWS::SQS::Queue' && queueArnCache.get(id) === m.EventSourceArn);
-    let queueUrl = queueLogical ? physical.get(queueLogical) : undefined;
-    if (!queueUrl) {
-      for (const id of Object.keys(resources).filter((k) => resources[k].Type === 'AWS::SQS::Queue')) {
-        if ((await queueArn(id)) === m.EventSourceArn) queueUrl = need(id);
+  const mappingsRead = lambda.send(new ListEventSourceMappingsCommand({}));
+  const readEventSources = async () => {
+    const mappings = await mappingsRead;
+    for (const m of mappings.EventSourceMappings ?? []) {
+      const fn = functions.get(m.FunctionArn!);
+      if (!fn || !m.EventSourceArn?.startsWith('arn:aws:sqs:')) continue;
+      const logical = [...physical.entries()].find(([, p]) => p === m.UUID)?.[0];
+      const props = logical ? resources[logical]?.Properties ?? {} : {};
+      const queueLogical = Object.keys(resources).find((id) => resources[id].Type === 'AWS::SQS::Queue' && queueArnCache.get(id) === m.EventSourceArn);
+      let queueUrl = queueLogical ? physical.get(queueLogical) : undefined;
+      if (!queueUrl) {
+        for (const id of Object.keys(resources).filter((k) => resources[k].Type === 'AWS::SQS::Queue')) {
+          if ((await queueArn(id)) === m.EventSourceArn) queueUrl = need(id);
+        }
       }
+      if (!queueUrl) throw new Error(`no queue in the stack for ${m.EventSourceArn}`);
+      eventSources.push({
+        label: fn.label,
+        functionArn: fn.functionArn,
+        queueUrl,
+        queueArn: m.EventSourceArn,
+        region: opts.region,
+        batchSize: m.BatchSize ?? props.BatchSize ?? 10,
+        batchingWindowSeconds: m.MaximumBatchingWindowInSeconds ?? props.MaximumBatchingWindowInSeconds ?? 0,
+        maxConcurrency: m.ScalingConfig?.MaximumConcurrency ?? props.ScalingConfig?.MaximumConcurrency ?? 5,
+        reportBatchItemFailures: (m.FunctionResponseTypes ?? props.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
+      });
+      await lambda.send(new UpdateEventSourceMappingCommand({ UUID: m.UUID!, Enabled: false }));
     }
-    if (!queueUrl) throw new Error(`no queue in the stack for ${m.EventSourceArn}`);
-    eventSources.push({
-      label: fn.label,
-      functionArn: fn.functionArn,
-      queueUrl,
-      queueArn: m.EventSourceArn,
-      region: opts.region,
-      batchSize: m.BatchSize ?? props.BatchSize ?? 10,
-      batchingWindowSeconds: m.MaximumBatchingWindowInSeconds ?? props.MaximumBatchingWindowInSeconds ?? 0,
-      maxConcurrency: m.ScalingConfig?.MaximumConcurrency ?? props.ScalingConfig?.MaximumConcurrency ?? 5,
-      reportBatchItemFailures: (m.FunctionResponseTypes ?? props.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
-    });
-    await lambda.send(new UpdateEventSourceMappingCommand({ UUID: m.UUID!, Enabled: false }));
-  }
+  };
 
   // DynamoDB stream event sources: read, then disabled in the emulator. moto would
   // otherwise hand every write to the function itself (in Docker) and empty the shard,
   // so the stream would read as empty (see MOTO_STREAM_MAPPING_FIX in emulator.ts).
   const streamSources: Topology['streamSources'] = [];
-  for (const m of mappings.EventSourceMappings ?? []) {
-    const fn = functions.get(m.FunctionArn!);
-    if (!fn || !isDynamoStreamArn(m.EventSourceArn)) continue;
-    const logical = [...physical.entries()].find(([, p]) => p === m.UUID)?.[0];
-    const props = logical ? resources[logical]?.Properties ?? {} : {};
-    const patterns = (m.FilterCriteria?.Filters ?? props.FilterCriteria?.Filters ?? []).map((f: { Pattern?: unknown }) =>
-      typeof f.Pattern === 'string' ? f.Pattern : JSON.stringify(f.Pattern ?? {}),
-    );
-    let destinationArn: string | undefined = m.DestinationConfig?.OnFailure?.Destination;
-    const templateDestination = props.DestinationConfig?.OnFailure?.Destination;
-    if (!destinationArn && templateDestination) {
-      destinationArn = typeof templateDestination === 'string' ? templateDestination : await queueArn(templateDestination['Fn::GetAtt']?.[0]);
+  const readStreamSources = async () => {
+    const mappings = await mappingsRead;
+    for (const m of mappings.EventSourceMappings ?? []) {
+      const fn = functions.get(m.FunctionArn!);
+      if (!fn || !isDynamoStreamArn(m.EventSourceArn)) continue;
+      const logical = [...physical.entries()].find(([, p]) => p === m.UUID)?.[0];
+      const props = logical ? resources[logical]?.Properties ?? {} : {};
+      const patterns = (m.FilterCriteria?.Filters ?? props.FilterCriteria?.Filters ?? []).map((f: { Pattern?: unknown }) =>
+        typeof f.Pattern === 'string' ? f.Pattern : JSON.stringify(f.Pattern ?? {}),
+      );
+      let destinationArn: string | undefined = m.DestinationConfig?.OnFailure?.Destination;
+      const templateDestination = props.DestinationConfig?.OnFailure?.Destination;
+      if (!destinationArn && templateDestination) {
+        destinationArn = typeof templateDestination === 'string' ? templateDestination : await queueArn(templateDestination['Fn::GetAtt']?.[0]);
+      }
+      let onFailure: StreamSourceConfig['onFailure'];
+      if (destinationArn?.startsWith('arn:aws:sqs:')) {
+        const [, , , , account, name] = destinationArn.split(':');
+        const url = await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }));
+        onFailure = { destinationArn, queueUrl: url.QueueUrl! };
+      } else if (destinationArn) {
+        opts.log(`[local] ${fn.label}: OnFailure destination ${destinationArn} is not an SQS queue; discarded records are only logged locally`);
+      }
+      streamSources.push({
+        label: fn.label,
+        functionArn: fn.functionArn,
+        streamArn: m.EventSourceArn!,
+        region: opts.region,
+        startingPosition: (m.StartingPosition ?? props.StartingPosition) === 'TRIM_HORIZON' ? 'TRIM_HORIZON' : 'LATEST',
+        batchSize: m.BatchSize ?? props.BatchSize ?? 100,
+        batchingWindowSeconds: m.MaximumBatchingWindowInSeconds ?? props.MaximumBatchingWindowInSeconds ?? 0,
+        bisectBatchOnFunctionError: Boolean(m.BisectBatchOnFunctionError ?? props.BisectBatchOnFunctionError ?? false),
+        maximumRetryAttempts: m.MaximumRetryAttempts ?? props.MaximumRetryAttempts ?? -1,
+        maximumRecordAgeSeconds: m.MaximumRecordAgeInSeconds ?? props.MaximumRecordAgeInSeconds ?? -1,
+        reportBatchItemFailures: (m.FunctionResponseTypes ?? props.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
+        filterPatterns: patterns,
+        onFailure,
+      });
+      await lambda.send(new UpdateEventSourceMappingCommand({ UUID: m.UUID!, Enabled: false }));
     }
-    let onFailure: StreamSourceConfig['onFailure'];
-    if (destinationArn?.startsWith('arn:aws:sqs:')) {
-      const [, , , , account, name] = destinationArn.split(':');
-      const url = await sqs.send(new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }));
-      onFailure = { destinationArn, queueUrl: url.QueueUrl! };
-    } else if (destinationArn) {
-      opts.log(`[local] ${fn.label}: OnFailure destination ${destinationArn} is not an SQS queue; discarded records are only logged locally`);
-    }
-    streamSources.push({
-      label: fn.label,
-      functionArn: fn.functionArn,
-      streamArn: m.EventSourceArn!,
-      region: opts.region,
-      startingPosition: (m.StartingPosition ?? props.StartingPosition) === 'TRIM_HORIZON' ? 'TRIM_HORIZON' : 'LATEST',
-      batchSize: m.BatchSize ?? props.BatchSize ?? 100,
-      batchingWindowSeconds: m.MaximumBatchingWindowInSeconds ?? props.MaximumBatchingWindowInSeconds ?? 0,
-      bisectBatchOnFunctionError: Boolean(m.BisectBatchOnFunctionError ?? props.BisectBatchOnFunctionError ?? false),
-      maximumRetryAttempts: m.MaximumRetryAttempts ?? props.MaximumRetryAttempts ?? -1,
-      maximumRecordAgeSeconds: m.MaximumRecordAgeInSeconds ?? props.MaximumRecordAgeInSeconds ?? -1,
-      reportBatchItemFailures: (m.FunctionResponseTypes ?? props.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
-      filterPatterns: patterns,
-      onFailure,
-    });
-    await lambda.send(new UpdateEventSourceMappingCommand({ UUID: m.UUID!, Enabled: false }));
-  }
+  };
 
   // S3 -> SQS notifications: moto ignores the bucket's NotificationConfiguration.
-  const s3 = new S3Client({ ...cfg, forcePathStyle: true });
-  for (const [logicalId, r] of Object.entries(resources)) {
-    const qcs = r.Type === 'AWS::S3::Bucket' ? r.Properties?.NotificationConfiguration?.QueueConfigurations : undefined;
-    if (!qcs) continue;
-    const QueueConfigurations = [];
-    for (const qc of qcs) {
-      QueueConfigurations.push({
-        QueueArn: await queueArn(qc.Queue['Fn::GetAtt'][0]),
-        Events: [qc.Event],
-        Filter: qc.Filter ? { Key: { FilterRules: qc.Filter.S3Key.Rules.map((x: any) => ({ Name: x.Name, Value: x.Value })) } } : undefined,
-      });
+  const applyNotifications = async () => {
+    const s3 = new S3Client({ ...cfg, forcePathStyle: true });
+    for (const [logicalId, r] of Object.entries(resources)) {
+      const qcs = r.Type === 'AWS::S3::Bucket' ? r.Properties?.NotificationConfiguration?.QueueConfigurations : undefined;
+      if (!qcs) continue;
+      const QueueConfigurations = [];
+      for (const qc of qcs) {
+        QueueConfigurations.push({
+          QueueArn: await queueArn(qc.Queue['Fn::GetAtt'][0]),
+          Events: [qc.Event],
+          Filter: qc.Filter ? { Key: { FilterRules: qc.Filter.S3Key.Rules.map((x: any) => ({ Name: x.Name, Value: x.Value })) } } : undefined,
+        });
+      }
+      await s3.send(new PutBucketNotificationConfigurationCommand({ Bucket: need(logicalId), NotificationConfiguration: { QueueConfigurations } }));
     }
-    await s3.send(new PutBucketNotificationConfigurationCommand({ Bucket: need(logicalId), NotificationConfiguration: { QueueConfigurations } }));
-  }
+  };
 
-  const api = await discoverApi(opts, resources, need, cfg);
+  // The notification comes after the mappings are disabled: S3 sends a test event to the
+  // queue when it is configured, which an enabled mapping in moto would consume.
+  const [api] = await Promise.all([discoverApi(opts, resources, need, cfg), readEventSources().then(applyNotifications), readStreamSources()]);
 
   // Scheduled rules (the sweeper): run by local mode's own timer.
   const schedules: Topology['schedules'] = [];

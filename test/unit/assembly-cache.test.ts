@@ -129,6 +129,14 @@ describe('obtainAssembly', () => {
     expect(fs.readdirSync(path.join(cacheDir, '.leases'))).toEqual([]);
   });
 
+  it('answers an absolute folder for a relative cache folder', async () => {
+    const k = cacheKey({ ...base, root });
+    const relative = path.relative(process.cwd(), cacheDir);
+    const a = await obtainAssembly({ key: k, cacheDir: relative, synth: fakeSynth([]) });
+    expect(a.dir).toBe(path.join(cacheDir, k.key));
+    a.release();
+  });
+
   it('lets concurrent starts with one key share one synth', async () => {
     const calls: string[] = [];
     const k = cacheKey({ ...base, root });
