@@ -23,7 +23,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
-          testTimeout: 60_000,
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
         },
       },
       {
@@ -41,7 +42,10 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
           testTimeout: 120_000,
-          hookTimeout: 120_000,
+          hookTimeout: 180_000,
+          // A condition polled with expect.poll is given time on a loaded 2-core machine (it
+          // still passes as soon as it holds).
+          expect: { poll: { timeout: 30_000, interval: 50 } },
         },
       },
       {
@@ -50,6 +54,7 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           environment: 'node',
           globalSetup: ['test/e2e/global-setup.ts'],
+          expect: { poll: { timeout: 30_000, interval: 100 } },
           testTimeout: 600_000,
           hookTimeout: 600_000,
         },
