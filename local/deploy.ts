@@ -62,7 +62,19 @@ export interface SynthOptions {
 /** `cdk synth` of the real app (cdk.json's `app`), for the given account and region. */
 export async function synth(opts: SynthOptions): Promise<void> {
   const ctx = Object.entries(opts.context).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
-  const env = { ...emulatorEnv(opts.endpoint, opts.region), CDK_DEFAULT_ACCOUNT: opts.account, CDK_DEFAULT_REGION: opts.region };
+  const env = {
+    ...emulatorEnv(opts.endpoint, opts.region),
+    CDK_DEFAULT_ACCOUNT: opts.account,
+    CDK_DEFAULT_REGION: opts.region,
+    // The thumbnail bundle's `npm ci` (sharp for linux-arm64): no audit request to the
+    // registry, no funding or update notices, cached package metadata first. What it
+    // installs is fixed by the lock file either way (same bundle, same asset hash); that
+    // install took 4.3-5.0 s instead of 7.9 s here (2 runs each, under heavy load).
+    npm_config_audit: 'false',
+    npm_config_fund: 'false',
+    npm_config_update_notifier: 'false',
+    npm_config_prefer_offline: 'true',
+  };
   await runCdk(['synth', '--quiet', '--no-notices', '--output', opts.outDir, ...ctx], env, 'synth', opts.log, { signal: opts.signal });
 }
 
