@@ -4,7 +4,20 @@ import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { LocalApiServer } from './api-server';
 import { cacheKey, DEFAULT_CACHE_DIR, obtainAssembly, type CachedAssembly } from './assembly-cache';
-import { callerAccount, creds, deploy, ensureBootstrapped, motoAccount, PROJECT_ROOT, synth, synthContext } from './deploy';
+import {
+  assemblyBootstrapNeeds,
+  bootstrapQualifier,
+  callerAccount,
+  creds,
+  defaultBootstrapNeeds,
+  deploy,
+  ensureBootstrapped,
+  missingBootstrap,
+  motoAccount,
+  PROJECT_ROOT,
+  synth,
+  synthContext,
+} from './deploy';
 import type { Emulator } from './emulator';
 import { SqsEventSource } from './event-source';
 import { parseFaults } from './faults';
@@ -47,7 +60,7 @@ export interface StartTimings {
   /** The cloud assembly: the cache key, then the cached entry or `cdk synth` (in parallel with the emulator's start when moto is ours). */
   assembly: number;
   cached: boolean;
-  /** The emulator's account, then the bootstrap resources `cdk deploy` needs (see ensureBootstrapped). */
+  /** The emulator's account, then the bootstrap resources `cdk deploy` needs (see ensureBootstrapped; on a first start, alongside the synth). */
   bootstrap: number;
   /** `cdk deploy --method=direct`. */
   deploy: number;
@@ -152,23 +165,31 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     for (const line of held) log(line);
     held = undefined;
 
-    let t = Date.now();
+    // The bootstrap resources are named before the synth ends: on a first start they are
+    // made (and moto's CloudFormation loaded) while the app is still being synthesized.
+    const tBootstrap = Date.now();
     const account = await callerAccount(emulator.endpoint, region);
-    const accountMs = since(t);
+    const planned = defaultBootstrapNeeds(bootstrapQualifier(context), account, region);
+    const bootstrapping = ensureBootstrapped({ endpoint: emulator.endpoint, region, needs: planned }).then((r) => {
+      timings.bootstrap = since(tBootstrap);
+      return r;
+    });
+    bootstrapping.catch(() => undefined);
+    // Then moto's set-up of the services discover() reads (see warmUp): during the synth on
+    // a first start, during the deploy on a cached one.
+    const warm = bootstrapping.then(() => warmUp({ endpoint: emulator.endpoint, region, credentials })).catch(() => undefined);
     let assembly = await earlyAssembly;
     // MOTO_ACCOUNT_ID set for moto but not for local mode: synthesize for the account moto has.
     if (!assembly || account !== motoAccount()) assembly = await obtain(account, emulator.endpoint);
     const cloudAssembly = assembly.dir;
-
-    t = Date.now();
-    const bootstrap = await ensureBootstrapped({ endpoint: emulator.endpoint, region, account, cloudAssembly, stackName });
-    timings.bootstrap = accountMs + since(t);
+    const bootstrap = await bootstrapping;
     if (bootstrap === 'created') log(`[local] bootstrap resources for aws://${account}/${region}: staging bucket and version parameter`);
+    // A synthesizer other than CDK's default may name other ones.
+    const missing = missingBootstrap(planned, assemblyBootstrapNeeds(cloudAssembly, stackName, account, region));
+    if (missing) await ensureBootstrapped({ endpoint: emulator.endpoint, region, needs: missing, stackName: `${stackName}LocalBootstrap` });
     log(`[local] deploying ${stackName}`);
-    t = Date.now();
-    const deploying = deploy({ cli, endpoint: emulator.endpoint, region, account, stackName, cloudAssembly, log: (l) => log(`[local] ${l}`) });
-    const warm = warmUp({ endpoint: emulator.endpoint, region, credentials });
-    const deployed = await deploying;
+    let t = Date.now();
+    const deployed = await deploy({ cli, endpoint: emulator.endpoint, region, account, stackName, cloudAssembly, log: (l) => log(`[local] ${l}`) });
     timings.deploy = since(t);
     await warm;
     t = Date.now();

@@ -5,6 +5,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { INDEXES, queueOutputKeys } from '../../lambda/shared/contract';
 import { OUTPUT_KEYS } from '../../lib/offload-stack';
+import { assemblyBootstrapNeeds, bootstrapQualifier, defaultBootstrapNeeds, missingBootstrap } from '../../local/deploy';
 import { ensureCfnLint } from '../../local/python-tools';
 import { resourcesOfType, synth, type Synthesized } from './synth';
 
@@ -99,6 +100,12 @@ describe('the template as a whole', () => {
     expect(out.error).toBeUndefined();
     const findings = JSON.parse(out.stdout || '[]') as Array<{ Rule: { Id: string }; Message: string }>;
     expect(findings.map((f) => `${f.Rule.Id}: ${f.Message}`)).toEqual([]);
+  });
+
+  it('asks only for the bootstrap resources local mode makes before the synth ends', () => {
+    const needs = assemblyBootstrapNeeds(full.outdir, 'Offload', '123456789012', 'us-east-1');
+    expect(needs.buckets).toHaveLength(1);
+    expect(missingBootstrap(defaultBootstrapNeeds(bootstrapQualifier({}), '123456789012', 'us-east-1'), needs)).toBeUndefined();
   });
 
   it('has exactly the documented outputs', () => {
