@@ -12,11 +12,14 @@ import { defineConfig } from 'vitest/config';
  *   poison.test.ts (short timeouts, exact receive counts, a crash).
  *
  * Files run in parallel, e2e included: most of an e2e file's time is spent waiting (for
- * visibility timeouts, for the sweeper), not computing, so more workers than cores.
+ * visibility timeouts, for the sweeper), not computing, so more workers than cores. Enough
+ * that every file starts at once: the unit, infra and integration files then run while the
+ * e2e instances are still starting (synth and deploy), not later, beside chaos.test.ts's
+ * burst of 300 jobs, whose 3 s worker timeout wants the cores.
  */
 export default defineConfig({
   test: {
-    maxWorkers: 6,
+    maxWorkers: 20,
     projects: [
       {
         test: {
@@ -24,6 +27,7 @@ export default defineConfig({
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
           testTimeout: 120_000,
+          // Fixtures are generated in beforeAll hooks; on a loaded machine that takes a while.
           hookTimeout: 120_000,
         },
       },
