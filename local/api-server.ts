@@ -37,7 +37,10 @@ export class LocalApiServer {
         if (!res.headersSent) this.gatewayError(res, 'DEFAULT_5XX', 500, 'Internal server error', req);
       });
     });
-    this.server.keepAliveTimeout = 5000;
+    // Longer than any client's idle keep-alive (undici's is 4 s): a server that closes an idle
+    // connection just as a loaded client reuses it answers ECONNRESET (as ALB's 60 s guards against).
+    this.server.keepAliveTimeout = 65_000;
+    this.server.headersTimeout = 66_000;
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());

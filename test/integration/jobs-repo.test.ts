@@ -49,7 +49,7 @@ beforeAll(async () => {
       BillingMode: p.BillingMode,
     } as CreateTableCommandInput),
   );
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await moto?.stop();
