@@ -257,7 +257,10 @@ export function createWorker<Input, Settings extends Record<string, unknown>>(
     const owner = `${record.messageId}#${receiveCount(record)}`;
     const abort = new AbortController();
     const remainingMs = () => context?.getRemainingTimeInMillis() ?? settings.timeoutSeconds * 1000;
-    const timer = setTimeout(() => abort.abort(new Error('the invocation is about to time out')), Math.max(0, remainingMs() - 1000));
+    // Aborted a little before the invocation's end (a tenth of the timeout, at most a second),
+    // so the type's handler can stop between steps and the job is released, not killed.
+    const margin = Math.min(1000, settings.timeoutSeconds * 100);
+    const timer = setTimeout(() => abort.abort(new Error('the invocation is about to time out')), Math.max(0, remainingMs() - margin));
     try {
       const outcome = await runJob(
         { repo, logger: log, now: Date.now },
