@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alive } from './pid';
+import { alive, tryLock } from './pid';
 
 /**
  * Local mode's cache of synthesized cloud assemblies: `cdk synth` runs only when something
@@ -235,23 +235,9 @@ async function lockKey(cacheDir: string, key: string, isDone: () => boolean): Pr
   const lock = path.join(cacheDir, `.lock-${key}`);
   const deadline = Date.now() + 10 * 60_000;
   for (;;) {
-    try {
-      fs.mkdirSync(lock);
-      fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
-      return () => fs.rmSync(lock, { recursive: true, force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
+    const release = tryLock(lock);
+    if (release) return release;
     if (isDone()) return undefined;
-    let holder = 0;
-    let since = Date.now();
-    try {
-      since = fs.statSync(lock).mtimeMs;
-      holder = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8')) || 0;
-    } catch {
-      // being created or removed right now
-    }
-    if (holder ? !alive(holder) : Date.now() - since > 10_000) fs.rmSync(lock, { recursive: true, force: true });
     // Waited long enough: synthesize anyway (publication stays atomic without the lock).
     if (Date.now() > deadline) return () => undefined;
     await new Promise((r) => setTimeout(r, 200));

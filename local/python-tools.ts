@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alive } from './pid';
+import { tryLock } from './pid';
 
 /**
  * The Python tools local mode and the tests use (moto's server, cfn-lint): found on the
@@ -94,31 +94,15 @@ async function withInstallLock<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>):
   const lock = `${venvDir(env)}.lock`;
   fs.mkdirSync(path.dirname(lock), { recursive: true });
   const deadline = Date.now() + 15 * 60_000;
-  for (;;) {
-    try {
-      fs.mkdirSync(lock);
-      fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let holder = 0;
-      let since = Date.now();
-      try {
-        since = fs.statSync(lock).mtimeMs;
-        holder = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8')) || 0;
-      } catch {
-        // being created or removed right now
-      }
-      const stale = holder ? !alive(holder) : Date.now() - since > 10_000;
-      if (stale) fs.rmSync(lock, { recursive: true, force: true });
-      else if (Date.now() > deadline) throw new ToolMissingError(`another process has held ${lock} for 15 minutes; remove it if nothing is installing`);
-      else await new Promise((r) => setTimeout(r, 250));
-    }
+  let release: (() => void) | undefined;
+  while (!(release = tryLock(lock))) {
+    if (Date.now() > deadline) throw new ToolMissingError(`another process has held ${lock} for 15 minutes; remove it if nothing is installing`);
+    await new Promise((r) => setTimeout(r, 250));
   }
   try {
     return await fn();
   } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
+    release();
   }
 }
 
