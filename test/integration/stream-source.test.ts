@@ -385,7 +385,7 @@ describe('DynamoStreamEventSource', () => {
     await put(t, 'j2', 'queued');
     const fn = fakeFunction();
     start(config(t), fn.invoke);
-    await vi.waitFor(() => expect(all(fn.events).map(idOf)).toEqual(['j1', 'j2']));
+    await vi.waitFor(() => expect(all(fn.events).map(idOf)).toEqual(['j1', 'j2']), { timeout: 30_000, interval: 50 });
   });
 });
 
