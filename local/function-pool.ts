@@ -94,6 +94,11 @@ export class LocalFunction {
     });
   }
 
+  /** Disarms a crash armed by crashAfterCall that has not fired (its promise then never settles). */
+  cancelCrash(): void {
+    this.crashHook = undefined;
+  }
+
   private async run(
     event: unknown,
     opts: { killAfterMs?: number },

@@ -100,8 +100,13 @@ describe('LocalFunction.crashAfterCall', () => {
     await crashed;
   });
 
-  it('refuses a second crash while one is armed', async () => {
-    void fn.crashAfterCall(/^Svc\.Never$/);
+  it('refuses a second crash while one is armed; a cancelled one does not fire', async () => {
+    void fn.crashAfterCall(/^Svc\.Claim$/);
     expect(() => fn.crashAfterCall(/^Svc\.Other$/)).toThrow(/already armed/);
+    fn.cancelCrash();
+    received.length = 0;
+    const out = await fn.invoke({ url, targets: ['Svc.Claim', 'Svc.Write'] });
+    expect(out.ok).toBe(true);
+    expect(received).toEqual(['Svc.Claim', 'Svc.Write']);
   });
 });
