@@ -13,7 +13,7 @@ import {
   type Message,
 } from '@aws-sdk/client-sqs';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { startLocal, type LocalHandle } from '../../local';
 import { clientFor, type E2eClient } from './client';
 import { drainNotifications } from './notifications';
@@ -24,8 +24,8 @@ import { drainNotifications } from './notifications';
  * seconds, not minutes.
  *
  * - Crash: a thumbnail worker's environment SIGKILLed mid-batch (by the local runtime's hook,
- *   right after it stored a first thumbnail): its messages come back after the visibility
- *   timeout and the jobs complete.
+ *   right after it claimed a job): its messages come back after the visibility timeout and
+ *   the jobs complete.
  * - Poison messages put straight on each work queue. The workers fail a message they cannot
  *   read on every receive; the queue's redrive policy moves it to its DLQ after
  *   maxReceiveCount receives; the DLQ-depth alarm would fire; and local mode keeps serving.
@@ -256,11 +256,12 @@ function malformedLines(lines: string[], p: Poison): string[] {
 describe('crash', () => {
   it('a worker process killed mid-batch: its messages come back after the visibility timeout and complete', async () => {
     const thumbnail = local.functions.find((f) => f.spec.label === 'thumbnail')!;
-    // The kill: the first thumbnail environment to store a thumbnail dies right then (its job
-    // claimed, one output written, the rest of its batch unfinished).
-    const crashed = thumbnail.crashAfterCall(new RegExp(`^PUT /${local.outputs.ResultsBucketName}/thumbnails/`));
-    const big = await sharp({ create: { width: 1024, height: 768, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
-    const ids = await Promise.all([0, 1, 2, 3].map((i) => ctx.presignedUpload(`crash-${i}.jpg`, 'image/jpeg', big)));
+    // The kill: the first thumbnail environment to claim a job (the conditional UpdateItem
+    // that makes it `processing`) dies as the claim returns, its batch unfinished.
+    const crashed = thumbnail.crashAfterCall(/^DynamoDB_20120810\.UpdateItem$/);
+    onTestFinished(() => thumbnail.cancelCrash());
+    const photo = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
+    const ids = await Promise.all([0, 1, 2, 3].map((i) => ctx.presignedUpload(`crash-${i}.jpg`, 'image/jpeg', photo)));
     await crashed;
     // Killed mid-job: a job of the killed batch is claimed and unfinished (until its message
     // comes back, after the visibility timeout).
