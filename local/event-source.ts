@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { setMaxListeners } from 'node:events';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
-import type { InvokeOutcome } from './function-pool';
+import type { InvokeOptions, InvokeOutcome } from './function-pool';
 import { parseFaults, type FaultPlan } from './faults';
 
 export interface EventSourceConfig {
@@ -20,7 +20,7 @@ export interface EventSourceConfig {
   reportBatchItemFailures: boolean;
 }
 
-export type Invoke = (event: SQSEvent, opts: { killAfterMs?: number }) => Promise<InvokeOutcome>;
+export type Invoke = (event: SQSEvent, opts: InvokeOptions) => Promise<InvokeOutcome>;
 
 export interface EventSourceStats {
   invocations: number;
@@ -28,6 +28,8 @@ export interface EventSourceStats {
   deleted: number;
   maxConcurrent: number;
   faults: Record<string, number>;
+  /** `crash` faults that killed their environment, by step (a run can end before the drawn step). */
+  crashes: Record<string, number>;
 }
 
 /**
@@ -44,7 +46,7 @@ export interface EventSourceStats {
  * batch's messages are deleted — sqs-consumer handles neither without working around it.
  */
 export class SqsEventSource {
-  readonly stats: EventSourceStats = { invocations: 0, failedInvocations: 0, deleted: 0, maxConcurrent: 0, faults: {} };
+  readonly stats: EventSourceStats = { invocations: 0, failedInvocations: 0, deleted: 0, maxConcurrent: 0, faults: {}, crashes: {} };
   private running = 0;
   private stopped = true;
   private readonly abort = new AbortController();
@@ -104,7 +106,12 @@ export class SqsEventSource {
       this.opts.log?.(`[${this.config.label} poller] fault injected: invocation failed before running (${batch.length} messages)`);
       return;
     }
-    const outcome = await this.invoke(toEvent(batch, this.config), fault === 'timeout' ? { killAfterMs: faults.killDelayMs() } : {});
+    const crash = fault === 'crash' ? faults.crashPoint() : undefined;
+    const outcome = await this.invoke(
+      toEvent(batch, this.config),
+      fault === 'timeout' ? { killAfterMs: faults.killDelayMs() } : crash ? { crash: crash.point } : {},
+    );
+    if (crash && !outcome.ok && outcome.kind === 'crash') this.stats.crashes[crash.step] = (this.stats.crashes[crash.step] ?? 0) + 1;
     if (!outcome.ok) {
       this.stats.failedInvocations++;
       this.opts.log?.(`[${this.config.label} poller] invocation failed (${outcome.kind}): ${outcome.error.errorMessage}; ${batch.length} messages will be retried`);

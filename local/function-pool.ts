@@ -21,6 +21,20 @@ export type InvokeOutcome =
   | { ok: true; result: unknown; ms: number }
   | { ok: false; kind: 'error' | 'timeout' | 'crash'; error: { errorType: string; errorMessage: string }; ms: number };
 
+/**
+ * Where an invocation's environment is killed (fault injection, see faults.ts): after the
+ * nth AWS API call the invocation makes (its response arrived: the call took effect), or
+ * when the handler has returned, before its result reaches the event source.
+ */
+export type CrashPoint = { afterCall: number } | { beforeReturn: true };
+
+export interface InvokeOptions {
+  /** Kill the environment this many ms into the run and report a timeout. */
+  killAfterMs?: number;
+  /** Kill the environment at this point of the run (if the run gets there) and report a crash. */
+  crash?: CrashPoint;
+}
+
 interface Worker {
   child: ChildProcess;
   ready: Promise<void>;
@@ -29,12 +43,17 @@ interface Worker {
 
 const RUNNER = path.join(__dirname, 'runner.cjs');
 
-/** An armed crash (see LocalFunction.crashAfterCall). */
-interface CrashHook {
-  call: RegExp;
+/** What an armed test hook does to the invocation that carries it (see LocalFunction.arm). */
+export type HookAction = CrashPoint | { call: RegExp } | { failCalls: RegExp };
+
+/** An armed test hook (see LocalFunction.arm). */
+interface Hook {
+  action: HookAction;
+  /** Only an invocation whose event passes this carries the hook. */
+  when?: (event: unknown) => boolean;
   /** True while an invocation carries it (one at a time, so it fires at most once). */
   carried: boolean;
-  fired: (crash: { pid: number }) => void;
+  fired: (fired: { pid: number }) => void;
 }
 
 /**
@@ -47,7 +66,7 @@ export class LocalFunction {
   private readonly idle: Worker[] = [];
   private readonly all = new Set<Worker>();
   private stopped = false;
-  private crashHook?: CrashHook;
+  private hook?: Hook;
 
   constructor(
     readonly spec: FunctionSpec,
@@ -59,16 +78,20 @@ export class LocalFunction {
    * Runs one invocation. `killAfterMs` (fault injection) kills the environment that many
    * ms into the run and reports a timeout, whether or not the handler had returned by then
    * (as if it hung before returning): the handler may be cut anywhere, side effects included.
+   * `crash` (fault injection) kills it at a chosen point of the run, reported as a crash.
    */
-  async invoke(event: unknown, opts: { killAfterMs?: number } = {}): Promise<InvokeOutcome> {
+  async invoke(event: unknown, opts: InvokeOptions = {}): Promise<InvokeOutcome> {
     if (this.stopped) throw new Error(`${this.spec.label} is stopped`);
-    const hook = this.crashHook && !this.crashHook.carried ? this.crashHook : undefined;
+    const hook = this.hook && !this.hook.carried && (this.hook.when?.(event) ?? true) ? this.hook : undefined;
     if (!hook) return (await this.run(event, opts)).outcome;
     hook.carried = true;
     try {
-      const { outcome, pid, signal } = await this.run(event, opts, hook.call);
-      if (!outcome.ok && outcome.kind === 'crash' && signal === 'SIGKILL' && !this.stopped) {
-        this.crashHook = undefined;
+      const { outcome, pid, signal } = await this.run(event, opts, hook.action);
+      const killed = !outcome.ok && outcome.kind === 'crash' && signal === 'SIGKILL';
+      // A crash fires when the environment died by it; failing calls, once the run that
+      // carried it has ended.
+      if (!this.stopped && (killed || 'failCalls' in hook.action)) {
+        this.hook = undefined;
         hook.fired({ pid });
       }
       return outcome;
@@ -88,21 +111,37 @@ export class LocalFunction {
    * not make such a call leave it armed. Resolves with the killed environment's pid.
    */
   crashAfterCall(call: RegExp): Promise<{ pid: number }> {
-    if (this.crashHook) throw new Error(`${this.spec.label}: a crash is already armed`);
+    return this.arm({ call });
+  }
+
+  /**
+   * Test hook (local runtime only), the general form of crashAfterCall: the next invocation
+   * whose event passes `when` carries `action`:
+   * - `{ call }`, `{ afterCall: n }`, `{ beforeReturn: true }`: its environment is SIGKILLed
+   *   after the first call matching `call`, after its nth AWS call, or once the handler has
+   *   returned and before its result is sent (every side effect done, the acknowledgement
+   *   not); resolves when a carrying invocation died so (one that did not get there leaves
+   *   the hook armed);
+   * - `{ failCalls }`: every AWS call of it matching `failCalls` fails with a network error
+   *   (as when the service cannot be reached; the SDK's own retries fail too); resolves when
+   *   that invocation has ended.
+   */
+  arm(action: HookAction, opts: { when?: (event: unknown) => boolean } = {}): Promise<{ pid: number }> {
+    if (this.hook) throw new Error(`${this.spec.label}: a test hook is already armed`);
     return new Promise((fired) => {
-      this.crashHook = { call, carried: false, fired };
+      this.hook = { action, ...(opts.when ? { when: opts.when } : {}), carried: false, fired };
     });
   }
 
-  /** Disarms a crash armed by crashAfterCall that has not fired (its promise then never settles). */
+  /** Disarms a hook armed by arm or crashAfterCall that has not fired (its promise then never settles). */
   cancelCrash(): void {
-    this.crashHook = undefined;
+    this.hook = undefined;
   }
 
   private async run(
     event: unknown,
-    opts: { killAfterMs?: number },
-    crashAfterCall?: RegExp,
+    opts: InvokeOptions,
+    hookAction?: HookAction,
   ): Promise<{ outcome: InvokeOutcome; pid: number; signal?: string | null }> {
     const worker = this.idle.pop() ?? this.spawn();
     const pid = worker.child.pid!;
@@ -155,7 +194,7 @@ export class LocalFunction {
         type: 'invoke',
         id,
         event,
-        ...(crashAfterCall !== undefined ? { crashAfterCall } : {}),
+        ...(hookAction !== undefined ? { crash: hookAction } : opts.crash ? { crash: opts.crash } : {}),
         context: {
           awsRequestId: id,
           functionName: this.spec.functionName,

@@ -229,7 +229,7 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     const faultSpec = opts.faults ?? process.env.OFFLOAD_LOCAL_FAULTS;
     const seedEnv = process.env.OFFLOAD_LOCAL_FAULTS_SEED;
     const faults = faultSpec ? parseFaults(faultSpec, opts.faultSeed ?? (seedEnv ? Number(seedEnv) : undefined)) : undefined;
-    if (faults) log(`[local] fault injection on SQS invocations: ${JSON.stringify(faults.rates)}`);
+    if (faults) log(`[local] fault injection on SQS, stream and scheduled invocations: ${JSON.stringify(faults.rates)}`);
     const sqs = new SQSClient({ endpoint: emulator.endpoint, region, credentials });
     const eventSources = topology.eventSources.map((es) => {
       const config = { ...es, maxConcurrency: opts.maxConcurrency ? Math.min(opts.maxConcurrency, es.maxConcurrency) : es.maxConcurrency };
@@ -247,7 +247,7 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     // DynamoDB stream event sources (the outbox): one ordered reader per shard.
     const streams = new DynamoDBStreamsClient({ endpoint: emulator.endpoint, region, credentials });
     const streamSources = topology.streamSources.map((ss) => {
-      const source = new DynamoStreamEventSource(streams, sqs, ss, (event, o) => fn(ss.functionArn).invoke(event, o), { log });
+      const source = new DynamoStreamEventSource(streams, sqs, ss, (event, o) => fn(ss.functionArn).invoke(event, o), { log, faults });
       source.start();
       log(`[local] ${ss.label} <- DynamoDB stream ${ss.streamArn.split(':table/').pop()} (${ss.startingPosition}, batch ${ss.batchSize}, ${ss.filterPatterns.length} filters)`);
       return source;
@@ -270,9 +270,15 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
           resources: [s.ruleArn],
           detail: {},
         };
+        // Of the injected faults only `crash` applies to a scheduled run (nothing retries it
+        // but the next run, which is what a crash tests).
+        const crash = faults?.draw() === 'crash' ? faults.crashPoint() : undefined;
         fn(s.functionArn)
-          .invoke(event)
-          .then((o) => !o.ok && log(`[local] ${s.label} scheduled run failed: ${o.error.errorMessage}`))
+          .invoke(event, crash ? { crash: crash.point } : {})
+          .then((o) => {
+            if (!o.ok && o.kind === 'crash' && crash) log(`[local] ${s.label} scheduled run killed by fault injection (crash ${crash.step})`);
+            else if (!o.ok) log(`[local] ${s.label} scheduled run failed: ${o.error.errorMessage}`);
+          })
           .catch(() => undefined);
       }, s.everyMs);
     });

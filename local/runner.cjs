@@ -13,19 +13,36 @@ const dot = handlerSpec.lastIndexOf('.');
 const modulePath = path.join(bundleDir, handlerSpec.slice(0, dot));
 const exportName = handlerSpec.slice(dot + 1);
 
-// Test hook (see LocalFunction.crashAfterCall): an invocation may arm it with a pattern for
-// an AWS API call, matched against the call's X-Amz-Target header (`DynamoDB_20120810.UpdateItem`)
-// or, for REST APIs such as S3, its `METHOD /path`. This environment then SIGKILLs itself the
-// moment the first response to such a call arrives, as if the process died right there.
+// Test hooks (see LocalFunction.crashAfterCall and the `crash` fault): an invocation may arm
+// a crash of this environment
+// - after an AWS API call matching a pattern (tested against the call's X-Amz-Target header,
+//   `DynamoDB_20120810.UpdateItem`, or for REST APIs such as S3 its `METHOD /path`),
+// - after the nth AWS API call of the invocation, or
+// - when the handler has returned, before its result is sent (its side effects all done);
+// or it may make every AWS call matching a pattern fail with a network error (`failCalls`).
+// The environment SIGKILLs itself the moment that response arrives (or the handler returns),
+// as if the process died right there, after one line on stderr naming the point.
 // Installed before the bundle loads (the SDK looks http.request up at call time).
-let crashAfterCall = null;
+let crash = null;
+let calls = 0;
+let lastCall = 'none';
+function die(why) {
+  require('node:fs').writeSync(2, `[runtime] environment killed ${why}\n`);
+  process.kill(process.pid, 'SIGKILL');
+}
 for (const mod of [require('node:http'), require('node:https')]) {
   const request = mod.request;
   mod.request = function patchedRequest(...args) {
     const req = request.apply(this, args);
-    if (crashAfterCall !== null) {
-      const call = req.getHeader('x-amz-target') ?? `${req.method} ${req.path}`;
-      if (crashAfterCall.test(String(call))) req.once('response', () => process.kill(process.pid, 'SIGKILL'));
+    if (crash !== null) {
+      const call = String(req.getHeader('x-amz-target') ?? `${req.method} ${req.path}`);
+      const n = ++calls;
+      lastCall = `#${n} (${call})`;
+      if (crash.failCalls instanceof RegExp && crash.failCalls.test(call)) {
+        process.nextTick(() => req.destroy(Object.assign(new Error(`injected network failure (${call})`), { code: 'ECONNRESET' })));
+      } else if ((crash.call instanceof RegExp && crash.call.test(call)) || crash.afterCall === n) {
+        req.once('response', () => die(`after AWS call #${n} (${call})`));
+      }
     }
     return req;
   };
@@ -50,7 +67,9 @@ function serializeError(err) {
 process.on('message', async (msg) => {
   if (!msg || msg.type !== 'invoke') return;
   const { id, event, context: ctx } = msg;
-  crashAfterCall = msg.crashAfterCall instanceof RegExp ? msg.crashAfterCall : null;
+  crash = msg.crash && typeof msg.crash === 'object' ? msg.crash : null;
+  calls = 0;
+  lastCall = 'none';
   if (initError) {
     process.send({ type: 'result', id, error: { ...serializeError(initError), errorType: 'Runtime.ImportModuleError' } });
     return;
@@ -66,12 +85,13 @@ process.on('message', async (msg) => {
   };
   try {
     const result = await handler(event, context);
+    if (crash !== null && crash.beforeReturn === true) die(`as the handler returned, before its result was sent (last AWS call ${lastCall})`);
     process.send({ type: 'result', id, result: result === undefined ? null : result });
   } catch (err) {
     console.error(JSON.stringify({ level: 'ERROR', message: 'Invoke Error', ...serializeError(err) }));
     process.send({ type: 'result', id, error: serializeError(err) });
   } finally {
-    crashAfterCall = null;
+    crash = null;
   }
 });
 

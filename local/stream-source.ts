@@ -13,7 +13,8 @@ import {
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { AttributeValue, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { compileFilterCriteria } from './filter-pattern';
-import type { InvokeOutcome } from './function-pool';
+import type { FaultPlan } from './faults';
+import type { InvokeOptions, InvokeOutcome } from './function-pool';
 
 export interface StreamSourceConfig {
   /** Short label for logs (the function's). */
@@ -38,7 +39,7 @@ export interface StreamSourceConfig {
   onFailure?: { destinationArn: string; queueUrl: string };
 }
 
-export type StreamInvoke = (event: DynamoDBStreamEvent, opts: { killAfterMs?: number }) => Promise<InvokeOutcome>;
+export type StreamInvoke = (event: DynamoDBStreamEvent, opts: InvokeOptions) => Promise<InvokeOutcome>;
 
 export interface StreamSourceStats {
   /** Shards with an iterator (being read or done). */
@@ -61,6 +62,10 @@ export interface StreamSourceStats {
   discarded: number;
   /** Discarded batches whose record went to the OnFailure destination. */
   sentToDestination: number;
+  /** Injected faults drawn, by kind (see faults.ts). */
+  faults: Record<string, number>;
+  /** `crash` faults that killed their environment, by step. */
+  crashes: Record<string, number>;
 }
 
 /** One stream record as the source keeps it: the event record and when it arrived. */
@@ -86,6 +91,8 @@ export interface StreamSourceOptions {
   describeIntervalMs?: number;
   /** Wait before the nth retry of a failed batch. */
   retryBackoffMs?: (retry: number) => number;
+  /** Fault injection (tests only), drawn per invocation. */
+  faults?: FaultPlan;
 }
 
 /**
@@ -116,6 +123,8 @@ export class DynamoStreamEventSource {
     succeeded: 0,
     discarded: 0,
     sentToDestination: 0,
+    faults: {},
+    crashes: {},
   };
   private stopped = true;
   private readonly abort = new AbortController();
@@ -283,6 +292,23 @@ export class DynamoStreamEventSource {
     }
   }
 
+  /** One invocation, with a fault drawn from the plan (tests only). */
+  private async invokeWithFaults(recs: Rec[]): Promise<InvokeOutcome> {
+    const fault = this.opts.faults?.draw() ?? 'none';
+    if (fault === 'none' || fault === 'lose-ack') return this.invoke(this.toEvent(recs), {});
+    this.stats.faults[fault] = (this.stats.faults[fault] ?? 0) + 1;
+    const faults = this.opts.faults!;
+    if (fault === 'throw') {
+      this.log(`fault injected: invocation failed before running (${recs.length} records)`);
+      return { ok: false, kind: 'error', error: { errorType: 'InjectedFault', errorMessage: 'fault injected: invocation failed before running' }, ms: 0 };
+    }
+    if (fault === 'timeout') return this.invoke(this.toEvent(recs), { killAfterMs: faults.killDelayMs() });
+    const crash = faults.crashPoint();
+    const outcome = await this.invoke(this.toEvent(recs), { crash: crash.point });
+    if (!outcome.ok && outcome.kind === 'crash') this.stats.crashes[crash.step] = (this.stats.crashes[crash.step] ?? 0) + 1;
+    return outcome;
+  }
+
   /**
    * Runs one batch until every record in it succeeded or was discarded. Bisected halves
    * and the tail left by a partial failure are queued in order, so the shard stays ordered.
@@ -303,7 +329,7 @@ export class DynamoStreamEventSource {
       this.stats.invocations++;
       let outcome: InvokeOutcome;
       try {
-        outcome = await this.invoke(this.toEvent(item.recs), {});
+        outcome = await this.invokeWithFaults(item.recs);
       } catch (err) {
         outcome = { ok: false, kind: 'error', error: { errorType: 'Error', errorMessage: (err as Error).message }, ms: 0 };
       }

@@ -149,9 +149,11 @@ async function directUpload(req: ApiRequest, ctx: TypeRouteContext<ThumbnailSett
   await ctx.create({ jobId, status: 'queued', input: { filename, contentType, bytes: body.length, key }});
   try {
     await ctx.putRaw(key, body, contentType, jobId);
-  } catch (err) {
-    await ctx.failQueued(jobId, { code: 'upload_failed', message: 'the upload could not be stored; please retry' });
-    throw err;
+  } catch {
+    // The failure is ours (storage unreachable), not the client's: 503, naming the failed job.
+    const message = 'the upload could not be stored; please retry';
+    await ctx.failQueued(jobId, { code: 'upload_failed', message });
+    throw new HttpError(503, 'upload_failed', `${message} (job ${jobId} is failed)`);
   }
   return { statusCode: 202, body: { jobId, statusUrl: ctx.statusUrl(req, jobId) } };
 }

@@ -106,9 +106,11 @@ export async function runJob<Input, Settings>(
   const s = opts.settings;
   const leaseMs = s.timeoutSeconds * 1000;
   // Once the lease is out, every remaining delivery of the message may still come, each after
-  // a visibility timeout (a handled failure releases the job and sets a new deadline). Twice
+  // a visibility timeout (a handled failure releases the job and sets a new deadline): this
+  // receive's own timeout and one per receive left (none on the last allowed one). Twice
   // that: a message that is visible again still waits its turn behind a backlog.
-  const graceMs = 2 * s.maxReceiveCount * opts.visibilityTimeoutSeconds * 1000;
+  const receivesLeft = Math.max(0, s.maxReceiveCount - opts.receiveCount);
+  const graceMs = 2 * (receivesLeft + 1) * opts.visibilityTimeoutSeconds * 1000;
   // After a release the message comes back after its backoff (at most the cap), then as above.
   const releasedMs = s.retryMaxSeconds * 1000 + graceMs;
   const claim = await repo.claim(jobId, opts.owner, leaseMs, graceMs, opts.message.claimInput);

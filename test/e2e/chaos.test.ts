@@ -11,15 +11,22 @@ import { drainNotifications } from './notifications';
 
 /**
  * Reliability under faults: a local-mode instance of its own, with the local runtime
- * injecting failures into SQS-triggered invocations (throw 20 %, timeout 5 %, lost
- * acknowledgement 5 %), and 300 photo jobs through it.
+ * injecting failures into every invocation it makes from a queue, the table's stream and the
+ * schedule (see local/faults.ts): throw 10 %, timeout 5 % (killed at a random moment),
+ * lost acknowledgement 5 %, and crash 15 %: the environment SIGKILLed at a step drawn evenly
+ * from right after the worker's claim, in the middle of its work (after its 2nd-6th AWS
+ * call), and after its terminal write (the handler returned, the acknowledgement not sent);
+ * for the notifier, between two publishes of a stream batch; for the sweeper, between two of
+ * its writes. 300 photo jobs go through it.
  */
 const JOBS = 300;
-const FAULTS = 'throw=0.2,timeout=0.05,lose-ack=0.05';
+const FAULTS = 'throw=0.1,timeout=0.05,lose-ack=0.05,crash=0.15';
 let local: LocalHandle;
 let logFile: string;
 /** Invocations whose environment was killed (injected timeouts, and any real timeout or crash). */
 let killedInvocations = 0;
+/** Scheduled sweeper runs killed by a crash fault. */
+let sweeperCrashes = 0;
 
 const cfg = () => ({ endpoint: local.awsEndpoint, region: local.region, forcePathStyle: true, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
 
@@ -33,9 +40,10 @@ beforeAll(async () => {
     faultSeed: Number(process.env.OFFLOAD_CHAOS_SEED ?? 20261123),
     log: (line) => {
       if (/^\[thumbnail poller\] invocation failed \((timeout|crash)\)/.test(line)) killedInvocations++;
+      if (/scheduled run killed by fault injection/.test(line)) sweeperCrashes++;
       out.write(`${line}\n`);
     },
-    // Short timeouts: visibility 18 s, sweeper grace 108 s after a lease, swept every minute;
+    // Short timeouts: visibility 18 s, sweeper grace after a lease 36-108 s (by receives left), swept every minute;
     // retries after at most 5 s; a job whose every delivery failed before its handler ran is
     // failed once the queue's retention (300 s, longer than any job here waits in the queue) is past.
     context: {
@@ -111,10 +119,19 @@ describe('chaos', () => {
     // Faults are transient: a job fails only when every allowed attempt was hit.
     for (const j of failed) expect(j.error.code, JSON.stringify(j)).toBe('retries_exhausted');
     expect(succeeded.length).toBeGreaterThan(JOBS * 0.8);
-    const faults = local.eventSources.reduce((acc, s) => ({ ...acc, ...Object.fromEntries(Object.entries(s.stats.faults).map(([k, v]) => [k, (acc[k] ?? 0) + v])) }), {} as Record<string, number>);
+    const worker = local.eventSources.find((s) => s.config.label === 'thumbnail')!;
+    const notifier = local.streamSources[0];
+    const faults = worker.stats.faults;
     expect(faults.throw).toBeGreaterThan(0);
     expect(faults.timeout).toBeGreaterThan(0);
     expect(faults['lose-ack']).toBeGreaterThan(0);
+    // Killed at every step of a job's life: after the claim, mid-work, after the terminal write...
+    expect(worker.stats.crashes['after-first-call'] ?? 0, 'worker killed right after its claim').toBeGreaterThan(0);
+    expect(worker.stats.crashes['mid-run'] ?? 0, 'worker killed mid-work').toBeGreaterThan(0);
+    expect(worker.stats.crashes['before-return'] ?? 0, 'worker killed after its terminal write').toBeGreaterThan(0);
+    // ...and mid stream delivery (the notifier, between publishes of a batch).
+    expect(Object.values(notifier.stats.crashes).reduce((a, b) => a + b, 0), 'notifier killed mid-delivery').toBeGreaterThan(0);
+    expect(notifier.stats.discarded, 'stream records given up on').toBe(0);
 
     // Every succeeded job has all its outputs, in the results bucket.
     const keys = new Set<string>();
@@ -149,12 +166,21 @@ describe('chaos', () => {
     }
     const outcomes = ids.map((id) => seen.get(id)?.size ?? 0);
     expect(outcomes.filter((c) => c !== 1), 'jobs without exactly one notification').toEqual([]);
+    // The one outcome notified is the job's final state.
+    for (const j of jobs) {
+      for (const n of notifications.get(j.jobId)!) expect({ status: n.status, completedAt: n.completedAt }).toEqual({ status: j.status, completedAt: j.completedAt });
+    }
     expect(killedInvocations).toBeGreaterThanOrEqual(faults.timeout);
-    expect(deliveries - JOBS).toBeLessThanOrEqual(killedInvocations);
 
     // The DLQ holds every job failed by retries_exhausted. The only other messages it may
     // hold are of jobs that succeeded but whose acknowledgement was lost on the last allowed
     // receive (SQS then moves the message on; redriving it is a no-op duplicate).
+    // Dead letters are read by this test only: each one's receive count is what the work
+    // queue gave it (maxReceiveCount) plus this first read. offload never receives from a DLQ.
+    const maxReceiveCount = JSON.parse(
+      (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: local.outputs.ThumbnailQueueUrl, AttributeNames: ['RedrivePolicy'] }))).Attributes!.RedrivePolicy!,
+    ).maxReceiveCount as number;
+    const receiveCounts: number[] = [];
     const dead = new Map<string, number>();
     const attrs = await sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: local.outputs.ThumbnailDlqUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
@@ -164,9 +190,12 @@ describe('chaos', () => {
     // Until every message is read (the sweeper may hide a few for seconds while it reads them).
     await vi.waitFor(
       async () => {
-        const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl: local.outputs.ThumbnailDlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 300 }));
+        const got = await sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: local.outputs.ThumbnailDlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, VisibilityTimeout: 300, MessageSystemAttributeNames: ['ApproximateReceiveCount'] }),
+        );
         collected += got.Messages?.length ?? 0;
         for (const m of got.Messages ?? []) {
+          receiveCounts.push(Number(m.Attributes?.ApproximateReceiveCount));
           const key = decodeURIComponent(JSON.parse(m.Body!).Records[0].s3.object.key.replace(/\+/g, ' '));
           const jobId = key.split('/')[1];
           dead.set(jobId, (dead.get(jobId) ?? 0) + 1);
@@ -175,6 +204,7 @@ describe('chaos', () => {
       },
       { timeout: 60_000, interval: 0 },
     );
+    expect(receiveCounts.filter((c) => c !== maxReceiveCount + 1), 'dead letters received by anyone but this test').toEqual([]);
     const failedIds = new Set(failed.map((j) => j.jobId));
     for (const id of failedIds) expect(dead.has(id), `DLQ holds failed job ${id}`).toBe(true);
     for (const id of dead.keys()) {
@@ -183,7 +213,8 @@ describe('chaos', () => {
     }
     console.log(
       `chaos: ${succeeded.length} succeeded, ${failed.length} failed (retries_exhausted), faults ${JSON.stringify(faults)}, ` +
-        `${deliveries - JOBS} repeated deliveries, ` +
+        `worker crashes ${JSON.stringify(worker.stats.crashes)}, notifier faults ${JSON.stringify(notifier.stats.faults)} crashes ${JSON.stringify(notifier.stats.crashes)}, ` +
+        `sweeper crashes ${sweeperCrashes}, ${deliveries - JOBS} repeated deliveries, ` +
         `DLQ ${dead.size} (${[...dead.keys()].filter((id) => !failedIds.has(id)).length} lost acks of finished jobs)`,
     );
   }, 900_000);

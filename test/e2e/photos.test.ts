@@ -1,5 +1,5 @@
 import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -90,6 +90,31 @@ describe('photo pipeline', () => {
     const px = (x: number, y: number) => [...data.subarray((y * 960 + x) * 3, (y * 960 + x) * 3 + 3)];
     expect(px(900, 40)[0]).toBeGreaterThan(180); // red corner rotated to the top right
     expect(px(40, 40)[0]).toBeLessThan(120);
+  });
+
+  it('refuses a second PUT through the same presigned URL (412): the photo its thumbnails were made from cannot be replaced', async () => {
+    const first = await photo(200, 150, 'jpeg');
+    const created = await ctx.call('POST', 'uploads', { json: { filename: 'once.jpg', contentType: 'image/jpeg', size: first.length } });
+    expect(created.status).toBe(201);
+    // The URL signs If-None-Match: * (the headers the API returns carry it).
+    expect(created.json.headers).toMatchObject({ 'If-None-Match': '*' });
+    const put = await fetch(created.json.uploadUrl, { method: 'PUT', headers: created.json.headers, body: new Uint8Array(first) });
+    expect(put.status).toBe(200);
+    const job = await ctx.waitForJob(created.json.jobId);
+    expect(job.status, JSON.stringify(job.error)).toBe('succeeded');
+    // Same size, other pixels, same URL and headers: refused, and the stored object is the first one.
+    const second = Buffer.from(first);
+    second[second.length - 3] ^= 0xff;
+    const again = await fetch(created.json.uploadUrl, { method: 'PUT', headers: created.json.headers, body: new Uint8Array(second) });
+    expect(again.status).toBe(412);
+    // The header is signed into the URL, so on AWS a PUT without it fails its signature
+    // (moto does not check signatures: that half is AWS's, this checks the URL asks for it).
+    expect(new URL(created.json.uploadUrl).searchParams.get('X-Amz-SignedHeaders')?.split(';')).toContain('if-none-match');
+    const key = `uploads/${created.json.jobId}/once.jpg`;
+    const stored = await s3.send(new GetObjectCommand({ Bucket: ctx.outputs.RawBucketName, Key: key }));
+    expect(Buffer.from(await stored.Body!.transformToByteArray()).equals(first)).toBe(true);
+    const after = (await ctx.call('GET', `jobs/${created.json.jobId}`)).json;
+    expect({ status: after.status, attempts: after.attempts }).toEqual({ status: 'succeeded', attempts: 1 });
   });
 
   it('takes a direct upload in the request body; transparency gives PNG + WebP', async () => {

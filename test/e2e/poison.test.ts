@@ -15,6 +15,7 @@ import {
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { startLocal, type LocalHandle } from '../../local';
+import type { LocalFunction } from '../../local/function-pool';
 import { clientFor, type E2eClient } from './client';
 import { drainNotifications } from './notifications';
 
@@ -44,6 +45,9 @@ const CONTEXT = {
   // Gathers the crash test's uploads into one batch (the kill then cuts a batch short).
   thumbnailBatchingWindowSeconds: '1',
   sweepIntervalMinutes: '1',
+  // The shortest upload URL life: a presigned upload never made is swept (upload_expired)
+  // two minutes after its job was created (the URL's life and a minute).
+  presignTtlSeconds: '60',
 };
 let local: LocalHandle;
 let ctx: E2eClient;
@@ -234,19 +238,6 @@ function logLines(): string[] {
   return [...logged];
 }
 
-/**
- * How many times the sweeper read a message from a DLQ before `before` (it logs each read's
- * message ids; it holds what it reads hidden until it has logged, so a read that came before
- * ours was logged before ours returned). Every read adds one to the receive count.
- */
-function sweeperReads(lines: string[], messageId: string, before: number): number {
-  return lines.filter((line) => {
-    if (!line.startsWith('[sweeper] ') || !line.includes('"message":"dead letters read"') || !line.includes(`"${messageId}"`)) return false;
-    const entry = JSON.parse(line.slice('[sweeper] '.length));
-    return Date.parse(entry.timestamp) < before;
-  }).length;
-}
-
 /** Lines where a worker says it could not read one of our messages (one per receive). */
 function malformedLines(lines: string[], p: Poison): string[] {
   const l = lanes[p.lane];
@@ -283,6 +274,7 @@ describe('poison messages', () => {
         p.sentAt = Date.now();
       }),
       startTransientFailure(),
+      startKillPoints(),
     ]);
   });
 
@@ -344,9 +336,9 @@ describe('poison messages', () => {
         dlq: letter?.dlq,
         body: letter?.body,
         // SQS (and moto) keep a message's receive count when it moves to the DLQ: our first
-        // receive from the DLQ is the one after the worker's maxReceiveCount receives, and
-        // after any reads of the sweeper (which looks in the DLQs every minute) before it.
-        receiveCountInDlq: letter ? letter.receiveCount - sweeperReads(lines, p.messageId!, letter.receivedAt) : undefined,
+        // receive from the DLQ is the one after the worker's maxReceiveCount receives. Nothing
+        // of offload's receives from a DLQ, so nothing else is counted.
+        receiveCountInDlq: letter?.receiveCount,
         workerReceives: malformedLines(lines, p).length,
         // It moved only once its last allowed receive's visibility timeout was over.
         waitedOutRetries: letter ? letter.at >= p.sentAt! + (l.maxReceiveCount - 1) * l.visibilitySeconds * 1000 : undefined,
@@ -480,5 +472,128 @@ describe('transient failures', () => {
     expect(list.length, `notifications for ${jobId}`).toBe(1);
     expect(list[0]).toMatchObject({ jobId, type: 'thumbnail', status: 'failed' });
     expect(list[0].completedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+});
+
+/**
+ * The three places where a notification used to be lost, each killed there (the local
+ * runtime's test hooks), each expected to end with exactly one notification, sent from the
+ * table's stream (the outbox), not by the writer of the terminal state:
+ * - a worker killed after its terminal write, on every receive through the last allowed one
+ *   (its message then goes to the DLQ, and nothing ever runs the job again);
+ * - the sweeper killed right after it failed a job (an upload that never came);
+ * - the API failing a direct upload whose put to S3 failed (the job, already `queued`, is
+ *   failed at once, not left queued with no message behind it).
+ */
+const kill = {
+  subscriberUrl: '',
+  reportJobId: '',
+  /** The runtime's line for each kill of the report worker. */
+  reportKills: Promise.resolve([] as string[]),
+  sweptJobId: '',
+  sweeperKilled: Promise.resolve(),
+  upload: { status: 0, json: {} as any },
+};
+
+function fn(label: string): LocalFunction {
+  return local.functions.find((f) => f.spec.label === label)!;
+}
+
+async function startKillPoints(): Promise<void> {
+  const q = await sqs.send(new CreateQueueCommand({ QueueName: `e2e-kill-subscriber-${Date.now()}` }));
+  kill.subscriberUrl = q.QueueUrl!;
+  const arn = (await attributes(kill.subscriberUrl, ['QueueArn'])).QueueArn;
+  await new SNSClient(ctx.awsConfig).send(
+    new SubscribeCommand({ TopicArn: ctx.outputs.NotificationTopicArn, Protocol: 'sqs', Endpoint: arn, Attributes: { RawMessageDelivery: 'true' } }),
+  );
+
+  // 1. The report worker, killed as its handler returns (after the terminal write, before the
+  //    acknowledgement) on each of the message's maxReceiveCount receives. Only this job's
+  //    messages carry the hook (the poison messages here have no `type`).
+  const report = fn('report');
+  const isOurs = (event: any) =>
+    (event?.Records ?? []).some((r: any) => {
+      try {
+        const body = JSON.parse(r.body);
+        return body.type === 'report' && (kill.reportJobId === '' || body.jobId === kill.reportJobId);
+      } catch {
+        return false;
+      }
+    });
+  kill.reportKills = (async () => {
+    const lines: string[] = [];
+    for (let i = 0; i < lanes.reports.maxReceiveCount; i++) {
+      const { pid } = await report.arm({ beforeReturn: true }, { when: isOurs });
+      lines.push(await vi.waitFor(() => {
+        const line = logLines().find((l) => l.startsWith('[report] [runtime] environment killed') && !lines.includes(l));
+        if (!line) throw new Error(`no kill line for report environment ${pid}`);
+        return line;
+      }, { timeout: 15_000, interval: 50 }));
+    }
+    return lines;
+  })();
+  const created = await ctx.call('POST', 'reports', { json: { from: '2001-03-01', to: '2001-03-02', formats: ['csv'] } });
+  expect(created.status).toBe(202);
+  kill.reportJobId = created.json.jobId;
+
+  // 2. The sweeper, killed right after its first terminal write: a presigned upload whose
+  //    file never comes is failed upload_expired once its URL's life is over.
+  const sweeper = fn('sweeper');
+  kill.sweeperKilled = sweeper.arm({ call: /^DynamoDB_20120810\.UpdateItem$/ }).then(() => undefined);
+  const presigned = await ctx.call('POST', 'uploads', { json: { filename: 'never-sent.jpg', contentType: 'image/jpeg', size: 1000 } });
+  expect(presigned.status).toBe(201);
+  kill.sweptJobId = presigned.json.jobId;
+
+  // 3. The API, its put of a direct upload to S3 failing (every attempt: the bucket cannot be reached).
+  const api = fn('api');
+  const putFailed = api.arm({ failCalls: /^PUT .*\/uploads\// }, { when: (e: any) => e?.queryStringParameters?.filename === 'put-fails.jpg' });
+  const jpeg = await sharp({ create: { width: 32, height: 24, channels: 3, background: '#2060c0' } }).jpeg().toBuffer();
+  kill.upload = await ctx.call('POST', 'uploads?filename=put-fails.jpg', { body: jpeg, headers: { 'content-type': 'image/jpeg' } });
+  await putFailed;
+}
+
+describe('kill points: exactly one notification each', () => {
+  let notified: Map<string, any[]>;
+
+  it('a worker killed after its terminal write on every allowed receive: the job is succeeded, its message in the DLQ', async () => {
+    const lines = await kill.reportKills;
+    expect(lines).toHaveLength(lanes.reports.maxReceiveCount);
+    // The first kill came right after the terminal write: the handler's last AWS call was the
+    // job's UpdateItem (a worker writes nothing after it: the stream notifies).
+    expect(lines[0]).toMatch(/as the handler returned, before its result was sent \(last AWS call #\d+ \(DynamoDB_20120810\.UpdateItem\)\)/);
+    const job = await ctx.waitForJob(kill.reportJobId, 60_000);
+    expect({ status: job.status, attempts: job.attempts }).toEqual({ status: 'succeeded', attempts: 1 });
+    await vi.waitFor(
+      async () => {
+        const found = (await scan(lanes.reports.dlqUrl)).some((m) => m.Body!.includes(kill.reportJobId));
+        if (!found) throw new Error(`the message of job ${kill.reportJobId} is not in the report DLQ`);
+      },
+      { timeout: 120_000, interval: 1000 },
+    );
+  });
+
+  it('the sweeper killed right after failing a job: upload_expired', async () => {
+    await kill.sweeperKilled;
+    const job = await ctx.waitForJob(kill.sweptJobId, 30_000);
+    expect({ status: job.status, code: job.error?.code }).toEqual({ status: 'failed', code: 'upload_expired' });
+  });
+
+  it('a direct upload whose put to S3 fails: 503 naming the job, which is failed upload_failed at once', async () => {
+    expect(kill.upload.status).toBe(503);
+    expect(kill.upload.json.error.code).toBe('upload_failed');
+    const jobId = /job ([0-9a-f-]{36}) is failed/.exec(kill.upload.json.error.message)?.[1];
+    expect(jobId, kill.upload.json.error.message).toBeDefined();
+    const job = (await ctx.call('GET', `jobs/${jobId}`)).json;
+    expect({ status: job.status, code: job.error?.code }).toEqual({ status: 'failed', code: 'upload_failed' });
+    kill.upload.json.jobId = jobId;
+  });
+
+  it('each of the three jobs is notified exactly once, with its final status', async () => {
+    const ids = [kill.reportJobId, kill.sweptJobId, kill.upload.json.jobId as string];
+    notified = await drainNotifications(sqs, kill.subscriberUrl, ids, 120_000);
+    // One delivery each (nothing here fails the notifier, so not even SNS-style repeats).
+    expect(ids.map((id) => (notified.get(id) ?? []).length)).toEqual([1, 1, 1]);
+    for (const id of ids) expect(notified.get(id)![0].notificationId).toMatch(new RegExp(`^${id}:`));
+    expect(ids.map((id) => notified.get(id)![0].status)).toEqual(['succeeded', 'failed', 'failed']);
   });
 });

@@ -93,9 +93,12 @@ describe('POST /uploads (direct)', () => {
 
   it('fails the job (never leaves it queued) when the upload cannot be stored', async () => {
     h.setFailPut(true);
-    await expect(h.call('POST', '/uploads', { headers: { 'content-type': 'image/png' }, body: Buffer.from([1, 2, 3]) })).rejects.toThrow('bucket down');
+    const res = await h.call('POST', '/uploads', { headers: { 'content-type': 'image/png' }, body: Buffer.from([1, 2, 3]) });
     const [job] = [...h.jobs.values()];
     expect(job).toMatchObject({ type: 'thumbnail', status: 'failed', error: { code: 'upload_failed' } });
+    // Our failure, not the client's: 503 in the error format, naming the failed job.
+    expect(res.statusCode).toBe(503);
+    expect(errorOf(res)).toEqual({ code: 'upload_failed', message: `the upload could not be stored; please retry (job ${job.jobId} is failed)` });
   });
 
   it('sends bodies over the direct limit to the presigned flow with 413', async () => {

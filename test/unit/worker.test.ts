@@ -108,7 +108,8 @@ describe('runJob (fake repository)', () => {
   const settings: CoreSettings = { ...DEFAULT_CORE_SETTINGS, timeoutSeconds: 30, maxReceiveCount: 3 };
   const VISIBILITY = 180;
   const LEASE_MS = 30_000;
-  const GRACE_MS = 2 * 3 * 180 * 1000;
+  /** Redelivery grace of a claim on the 2nd of 3 receives: 2 x (1 receive left + this one) x visibility. */
+  const GRACE_MS = 2 * 2 * 180 * 1000;
 
   const record = (over: Partial<JobRecord> = {}): JobRecord => ({
     jobId: JOB,
@@ -182,6 +183,17 @@ describe('runJob (fake repository)', () => {
       [JOB, 'm-1#2', { status: 'succeeded', outputs, input: { from: '2026-01-01', to: '2026-01-02', rows: 2 }, startedAt: '2026-01-01T00:00:01.000Z' }],
     ]);
     expect(calls.release).toEqual([]);
+  });
+
+  it('gives a claim on the first receive the grace of every receive, and one on the last only its own', async () => {
+    for (const [receive, grace] of [
+      [1, 2 * 3 * 180_000],
+      [3, 2 * 1 * 180_000],
+    ] as const) {
+      const { deps, calls } = fake();
+      await runJob(deps, opts(receive), async () => ({ outputs: [] }));
+      expect(calls.claim[0][3], `receive ${receive}`).toBe(grace);
+    }
   });
 
   it.each(['succeeded', 'failed'] as const)('acknowledges a duplicate delivery of a %s job without work or a finish', async (status) => {
