@@ -14,6 +14,7 @@ import {
   ensureBootstrapped,
   missingBootstrap,
   motoAccount,
+  placeholderFunctionCode,
   PROJECT_ROOT,
   synth,
   synthContext,
@@ -48,6 +49,11 @@ export interface LocalOptions {
   extraSourceRoots?: string[];
   /** Where cached cloud assemblies live (default .offload/cache). */
   cacheDir?: string;
+  /**
+   * Upload the functions' real code to the emulator (zipped by `cdk deploy`), instead of
+   * the placeholders local mode puts there (it runs the bundles from the cloud assembly).
+   */
+  uploadCode?: boolean;
   /** The emulator and the CDK CLI, when the caller started them already (see head-start.ts). */
   headStart?: HeadStart;
   log?: (line: string) => void;
@@ -62,7 +68,7 @@ export interface StartTimings {
   cached: boolean;
   /** The emulator's account, then the bootstrap resources `cdk deploy` needs (see ensureBootstrapped; on a first start, alongside the synth). */
   bootstrap: number;
-  /** `cdk deploy --method=direct`. */
+  /** `cdk deploy --method=direct` (and the function code placeholders before it). */
   deploy: number;
   /** Reading the deployed stack and applying what the emulator ignores. */
   discover: number;
@@ -189,6 +195,7 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     if (missing) await ensureBootstrapped({ endpoint: emulator.endpoint, region, needs: missing, stackName: `${stackName}LocalBootstrap` });
     log(`[local] deploying ${stackName}`);
     let t = Date.now();
+    if (!opts.uploadCode) await placeholderFunctionCode({ endpoint: emulator.endpoint, region, account, cloudAssembly, stackName });
     const deployed = await deploy({ cli, endpoint: emulator.endpoint, region, account, stackName, cloudAssembly, log: (l) => log(`[local] ${l}`) });
     timings.deploy = since(t);
     await warm;

@@ -17,6 +17,7 @@ const program = new Command()
   .option('--max-concurrency <n>', "cap each SQS event source's concurrency (default: the stack's)", (v) => parseIntArg(v))
   .option('--state-file <path>', 'where to write the state file (default .offload/local.json)')
   .option('--cache-dir <path>', 'where cached cloud assemblies live (default .offload/cache)')
+  .option('--upload-code', "upload the functions' real code to the emulator (default: placeholders; the functions run from the cloud assembly)")
   .option('--source-root <path>', 'another folder or file that shapes the stack, hashed into the cache key (repeatable)', collectList, [] as string[])
   .parse();
 
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
     stateFile?: string;
     cacheDir?: string;
     sourceRoot: string[];
+    uploadCode?: boolean;
   }>();
   // moto and the CDK CLI start first; the rest of local mode (the AWS SDK clients) loads meanwhile.
   const head = headStart();
@@ -72,6 +74,7 @@ async function main(): Promise<void> {
     stateFile: o.stateFile,
     cacheDir: o.cacheDir,
     extraSourceRoots: o.sourceRoot,
+    uploadCode: o.uploadCode,
     headStart: head,
   });
   if (stopping) return;

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { cacheKey, evict, obtainAssembly, stackSourceFiles, type KeyInputs } from '../../local/assembly-cache';
+import { zipOfOneFile } from '../../local/deploy';
 
 /**
  * Local mode's cache of cloud assemblies, on throwaway project trees and cache folders:
@@ -202,5 +203,21 @@ describe('evict', () => {
     entry(hex('c'), 5);
     evict(cacheDir, 1);
     expect(fs.readdirSync(cacheDir).sort()).toEqual([hex('a'), hex('b')]);
+  });
+});
+
+describe('the function code placeholder', () => {
+  it('is a valid zip of one file, larger than the empty zip the CDK CLI takes for unpublished', () => {
+    const zip = zipOfOneFile('OFFLOAD-LOCAL-MODE.txt', 'runs from the cloud assembly\n');
+    expect(zip.length).toBeGreaterThan(22);
+    const file = path.join(os.tmpdir(), `offload-placeholder-${process.pid}.zip`);
+    fs.writeFileSync(file, zip);
+    try {
+      const read = spawnSync('python3', ['-c', 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(z.namelist()[0], z.read(z.namelist()[0]).decode(), end="")', file], { encoding: 'utf8' });
+      expect(read.stderr).toBe('');
+      expect(read.stdout).toBe('OFFLOAD-LOCAL-MODE.txt runs from the cloud assembly\n');
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
   });
 });
