@@ -2,8 +2,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { CloudFormationClient, CreateStackCommand, DescribeStacksCommand, waitUntilStackCreateComplete } from '@aws-sdk/client-cloudformation';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CloudFormationClient, ListStacksCommand } from '@aws-sdk/client-cloudformation';
+import { CreateBucketCommand, PutObjectCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { PreloadedCdk, runCdk } from './cdk-process';
 
@@ -142,41 +143,52 @@ export function missingBootstrap(made: BootstrapNeeds, needed: BootstrapNeeds): 
 
 /**
  * What `cdk deploy` needs of a bootstrapped environment, and nothing else: the staging
- * bucket the assets go to and the SSM parameter with the bootstrap version, as a small
- * stack (`CDKToolkit`, as `cdk bootstrap` names its own). `cdk bootstrap`'s full stack
- * (KMS key, ECR repository, five roles and their policies) takes seconds the emulator
- * does not need: it does not check the roles the CLI assumes. The names are known before
- * the synth (defaultBootstrapNeeds), so on a first start this runs while the app is
- * synthesized. Nothing happens when the endpoint already has the stack.
+ * bucket the assets go to and the SSM parameter with the bootstrap version, made with one
+ * S3 and one SSM call. `cdk bootstrap`'s stack (KMS key, ECR repository, five roles and
+ * their policies) takes seconds the emulator does not need: it does not check the roles
+ * the CLI assumes, and the CLI deploys without a CDKToolkit stack. Not even a small stack:
+ * moto's CloudFormation takes ~1.5 s of CPU to load, which this way overlaps the CLI's own
+ * start instead of preceding it (warmCloudFormation). The names are known before the synth
+ * ends (defaultBootstrapNeeds), so on a first start this runs while the app synthesizes.
+ * What exists already (another start's, a real bootstrap's) is left as it is.
  */
-export async function ensureBootstrapped(opts: { endpoint: string; region: string; needs: BootstrapNeeds; stackName?: string }): Promise<'created' | 'present'> {
-  const stackName = opts.stackName ?? 'CDKToolkit';
-  const cfn = new CloudFormationClient({ endpoint: opts.endpoint, region: opts.region, credentials: creds() });
-  try {
-    await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
-    return 'present';
-  } catch (err) {
-    if (!/does not exist/i.test((err as Error).message)) throw err;
-  }
-  const version = String(Math.max(BOOTSTRAP_VERSION, opts.needs.minVersion));
-  const resources: Record<string, unknown> = {};
-  const outputs: Record<string, unknown> = {};
-  if (opts.needs.versionParameter) {
-    resources.CdkBootstrapVersion = { Type: 'AWS::SSM::Parameter', Properties: { Type: 'String', Name: opts.needs.versionParameter, Value: version } };
-    outputs.BootstrapVersion = { Value: version };
-  }
-  opts.needs.buckets.forEach((bucket, i) => {
-    resources[`StagingBucket${i || ''}`] = { Type: 'AWS::S3::Bucket', Properties: { BucketName: bucket } };
-  });
-  if (opts.needs.buckets.length) outputs.BucketName = { Value: { Ref: 'StagingBucket' } };
-  const template = {
-    Description: 'offload local mode: the parts of the CDK bootstrap stack that `cdk deploy` uses (staging bucket, version parameter)',
-    Resources: resources,
-    Outputs: outputs,
-  };
-  await cfn.send(new CreateStackCommand({ StackName: stackName, TemplateBody: JSON.stringify(template) }));
-  await waitUntilStackCreateComplete({ client: cfn, maxWaitTime: 120, minDelay: 1, maxDelay: 2 }, { StackName: stackName });
-  return 'created';
+export async function ensureBootstrapped(opts: { endpoint: string; region: string; needs: BootstrapNeeds }): Promise<'created' | 'present'> {
+  const cfg = { endpoint: opts.endpoint, region: opts.region, credentials: creds() };
+  const s3 = new S3Client({ ...cfg, forcePathStyle: true });
+  const made = await Promise.all([
+    ...opts.needs.buckets.map(async (bucket) => {
+      try {
+        const where = opts.region === 'us-east-1' ? undefined : { LocationConstraint: opts.region as BucketLocationConstraint };
+        await s3.send(new CreateBucketCommand({ Bucket: bucket, CreateBucketConfiguration: where }));
+        return true;
+      } catch (err) {
+        if ((err as Error).name === 'BucketAlreadyOwnedByYou' || (err as Error).name === 'BucketAlreadyExists') return false;
+        throw err;
+      }
+    }),
+    (async () => {
+      if (!opts.needs.versionParameter) return false;
+      const version = String(Math.max(BOOTSTRAP_VERSION, opts.needs.minVersion));
+      try {
+        await new SSMClient(cfg).send(new PutParameterCommand({ Name: opts.needs.versionParameter, Value: version, Type: 'String', Overwrite: false }));
+        return true;
+      } catch (err) {
+        if ((err as Error).name === 'ParameterAlreadyExists') return false;
+        throw err;
+      }
+    })(),
+  ]);
+  return made.some(Boolean) ? 'created' : 'present';
+}
+
+/** A first CloudFormation request, answered or not: moto loads its CloudFormation backend then. */
+export function warmCloudFormation(opts: { endpoint: string; region: string }): Promise<void> {
+  return new CloudFormationClient({ endpoint: opts.endpoint, region: opts.region, credentials: creds() })
+    .send(new ListStacksCommand({}))
+    .then(
+      () => undefined,
+      () => undefined,
+    );
 }
 
 /** A zip archive holding one file, stored (the CLI takes an empty zip for an unpublished asset). */

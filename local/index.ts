@@ -18,6 +18,7 @@ import {
   PROJECT_ROOT,
   synth,
   synthContext,
+  warmCloudFormation,
 } from './deploy';
 import type { Emulator } from './emulator';
 import { SqsEventSource } from './event-source';
@@ -174,25 +175,29 @@ export async function startLocal(opts: LocalOptions = {}): Promise<LocalHandle> 
     // The bootstrap resources are named before the synth ends: on a first start they are
     // made (and moto's CloudFormation loaded) while the app is still being synthesized.
     const tBootstrap = Date.now();
-    const account = await callerAccount(emulator.endpoint, region);
+    // A moto of our own answers for the account it read from this process's environment.
+    const account = own ? motoAccount() : await callerAccount(emulator.endpoint, region);
     const planned = defaultBootstrapNeeds(bootstrapQualifier(context), account, region);
     const bootstrapping = ensureBootstrapped({ endpoint: emulator.endpoint, region, needs: planned }).then((r) => {
       timings.bootstrap = since(tBootstrap);
       return r;
     });
     bootstrapping.catch(() => undefined);
-    // Then moto's set-up of the services discover() reads (see warmUp): during the synth on
-    // a first start, during the deploy on a cached one.
-    const warm = bootstrapping.then(() => warmUp({ endpoint: emulator.endpoint, region, credentials })).catch(() => undefined);
-    let assembly = await earlyAssembly;
-    // MOTO_ACCOUNT_ID set for moto but not for local mode: synthesize for the account moto has.
-    if (!assembly || account !== motoAccount()) assembly = await obtain(account, emulator.endpoint);
+    // Then moto's CloudFormation backend, which the deploy needs, and its set-up of the
+    // services discover() reads (see warmUp): during the synth on a first start, while the
+    // CDK CLI starts its deploy on a cached one. (Not alongside the bootstrap calls: moto
+    // would load S3 and SSM only after CloudFormation, which imports their models.)
+    const warm = bootstrapping
+      .then(() => warmCloudFormation({ endpoint: emulator.endpoint, region }))
+      .then(() => warmUp({ endpoint: emulator.endpoint, region, credentials }))
+      .catch(() => undefined);
+    const assembly = (await earlyAssembly) ?? (await obtain(account, emulator.endpoint));
     const cloudAssembly = assembly.dir;
     const bootstrap = await bootstrapping;
     if (bootstrap === 'created') log(`[local] bootstrap resources for aws://${account}/${region}: staging bucket and version parameter`);
     // A synthesizer other than CDK's default may name other ones.
     const missing = missingBootstrap(planned, assemblyBootstrapNeeds(cloudAssembly, stackName, account, region));
-    if (missing) await ensureBootstrapped({ endpoint: emulator.endpoint, region, needs: missing, stackName: `${stackName}LocalBootstrap` });
+    if (missing) await ensureBootstrapped({ endpoint: emulator.endpoint, region, needs: missing });
     log(`[local] deploying ${stackName}`);
     let t = Date.now();
     if (!opts.uploadCode) await placeholderFunctionCode({ endpoint: emulator.endpoint, region, account, cloudAssembly, stackName });
