@@ -12,15 +12,15 @@ import { drainNotifications } from './notifications';
 /**
  * Reliability under faults: a local-mode instance of its own, with the local runtime
  * injecting failures into every invocation it makes from a queue, the table's stream and the
- * schedule (see local/faults.ts): throw 10 %, timeout 5 % (killed at a random moment),
- * lost acknowledgement 5 %, and crash 15 %: the environment SIGKILLed at a step drawn evenly
+ * schedule (see local/faults.ts): throw 5 %, timeout 3 % (killed at a random moment),
+ * lost acknowledgement 3 %, and crash 12 %: the environment SIGKILLed at a step drawn evenly
  * from right after the worker's claim, in the middle of its work (after its 2nd-6th AWS
  * call), and after its terminal write (the handler returned, the acknowledgement not sent);
  * for the notifier, between two publishes of a stream batch; for the sweeper, between two of
  * its writes. 300 photo jobs go through it.
  */
 const JOBS = 300;
-const FAULTS = 'throw=0.1,timeout=0.05,lose-ack=0.05,crash=0.15';
+const FAULTS = 'throw=0.05,timeout=0.03,lose-ack=0.03,crash=0.12';
 let local: LocalHandle;
 let logFile: string;
 /** Invocations whose environment was killed (injected timeouts, and any real timeout or crash). */

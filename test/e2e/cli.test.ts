@@ -156,11 +156,11 @@ describe('offload CLI against local mode', () => {
     expect(fs.readFileSync(pdf).subarray(0, 5).toString('latin1')).toBe('%PDF-');
   });
 
-  it('queues --json: both queues and both DLQs, with numbers', async () => {
+  it('queues --json: the queue and DLQ of every type, with numbers', async () => {
     const run = await cli(['queues', '--json']);
     expect(run.code, run.stderr).toBe(0);
     const rows = json(run);
-    expect(rows.map((r: any) => r.name)).toEqual(['thumbnail', 'thumbnail-dlq', 'report', 'report-dlq']);
+    expect(rows.map((r: any) => r.name)).toEqual(['thumbnail', 'thumbnail-dlq', 'report', 'report-dlq', 'wordcount', 'wordcount-dlq']);
     for (const r of rows) {
       for (const k of ['visible', 'inFlight', 'delayed']) expect(Number.isInteger(r[k]), `${r.name}.${k}`).toBe(true);
       expect(r.oldestAgeSeconds === null || typeof r.oldestAgeSeconds === 'number').toBe(true);

@@ -32,6 +32,9 @@ export const TEST_CONTEXT = {
   reportTimeoutSeconds: '20', // visibility 120 s
   thumbnailMaxConcurrency: '4',
   sweepIntervalMinutes: '1',
+  // The built-in types and the test-only wordcount type (plugin-type.test.ts): a registry of
+  // its own, as a user composes one.
+  jobTypesModule: 'test/fixtures/job-types/index.ts',
 };
 
 export default async function setup({ provide }: TestProject): Promise<() => Promise<void>> {

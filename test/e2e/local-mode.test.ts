@@ -34,7 +34,7 @@ describe('local mode', () => {
     expect(ctx.awsEndpoint).toMatch(/^http:\/\/localhost:\d+$/);
     const perType = ctx.outputs.JobTypes.split(',').flatMap((t: string) => Object.values(queueOutputKeys(t)));
     expect(Object.keys(ctx.outputs).sort()).toEqual([...OUTPUT_KEYS, ...perType].sort());
-    expect(ctx.outputs.JobTypes).toBe('thumbnail,report');
+    expect(ctx.outputs.JobTypes).toBe('thumbnail,report,wordcount');
     expect(ctx.outputs.ApiUrl).toBe(ctx.apiUrl);
   });
 

@@ -1,53 +1,36 @@
 import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocal, type LocalHandle } from '../../local';
+import { describe, expect, it } from 'vitest';
+import { sharedInstance, useSharedInstance } from './client';
 
 /**
  * Extensible without forking: a job type that lives only under test/fixtures (wordcount),
  * composed with the built-in ones by a registry of its own (`-c jobTypesModule=...`), runs
  * end to end through local mode: submit -> its worker -> succeeded with outputs -> notified.
+ * The shared instance deploys that registry (TEST_CONTEXT in global-setup.ts).
  */
-let local: LocalHandle;
-const creds = { accessKeyId: 'test', secretAccessKey: 'test' };
-
-beforeAll(async () => {
-  local = await startLocal({
-    port: 0,
-    stateFile: null,
-    stackName: 'PluginE2E',
-    log: () => undefined,
-    context: { jobTypesModule: 'test/fixtures/job-types/index.ts', sweepIntervalMinutes: '1' },
-  });
-}, 300_000);
-
-afterAll(async () => {
-  await local?.stop();
-});
+const ctx = sharedInstance();
+useSharedInstance('shared');
 
 async function api(method: string, p: string, body?: unknown) {
-  const res = await fetch(new URL(p, local.apiUrl), {
-    method,
-    headers: { 'x-api-key': local.apiKey, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, json: (await res.json()) as any };
+  const res = await ctx.call(method, p, body === undefined ? {} : { json: body });
+  return { status: res.status, json: res.json };
 }
 
 describe('a job type from outside the tree', () => {
   it('is deployed with its own queue and listed by the stack', () => {
-    expect(local.outputs.JobTypes.split(',')).toEqual(['thumbnail', 'report', 'wordcount']);
-    expect(local.outputs.WordcountQueueUrl).toMatch(/^http/);
-    expect(local.outputs.WordcountDlqUrl).toMatch(/^http/);
+    expect(ctx.outputs.JobTypes.split(',')).toEqual(['thumbnail', 'report', 'wordcount']);
+    expect(ctx.outputs.WordcountQueueUrl).toMatch(/^http/);
+    expect(ctx.outputs.WordcountDlqUrl).toMatch(/^http/);
   });
 
   it('runs end to end: submit, worker, succeeded with its output, one notification', async () => {
-    const cfg = { endpoint: local.awsEndpoint, region: local.region, credentials: creds };
+    const cfg = ctx.awsConfig;
     const sqs = new SQSClient(cfg);
     const q = await sqs.send(new CreateQueueCommand({ QueueName: `plugin-sub-${Date.now()}` }));
-    const arn = `arn:aws:sqs:${local.region}:123456789012:${q.QueueUrl!.split('/').pop()}`;
+    const arn = `arn:aws:sqs:${ctx.region}:123456789012:${q.QueueUrl!.split('/').pop()}`;
     await new SNSClient(cfg).send(
-      new SubscribeCommand({ TopicArn: local.outputs.NotificationTopicArn, Protocol: 'sqs', Endpoint: arn, Attributes: { RawMessageDelivery: 'true' } }),
+      new SubscribeCommand({ TopicArn: ctx.outputs.NotificationTopicArn, Protocol: 'sqs', Endpoint: arn, Attributes: { RawMessageDelivery: 'true' } }),
     );
 
     const bad = await api('POST', 'jobs', { type: 'wordcount', input: { text: '' } });
