@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import { CloudFormationClient, ListStacksCommand } from '@aws-sdk/client-cloudformation';
 import { CreateBucketCommand, PutObjectCommand, S3Client, type BucketLocationConstraint } from '@aws-sdk/client-s3';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { strToU8, zipSync } from 'fflate';
 import { PreloadedCdk, runCdk } from './cdk-process';
 
 import { PROJECT_ROOT } from './cdk-process';
@@ -193,36 +193,8 @@ export function warmCloudFormation(opts: { endpoint: string; region: string }): 
 
 /** A zip archive holding one file, stored (the CLI takes an empty zip for an unpublished asset). */
 export function zipOfOneFile(name: string, text: string): Buffer {
-  const data = Buffer.from(text);
-  const file = Buffer.from(name);
-  const crc = zlib.crc32(data);
-  const DOS_DATE_1980 = 0x21; // 1980-01-01, 00:00
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4); // version needed
-  local.writeUInt16LE(DOS_DATE_1980, 12);
-  local.writeUInt32LE(crc, 14);
-  local.writeUInt32LE(data.length, 18);
-  local.writeUInt32LE(data.length, 22);
-  local.writeUInt16LE(file.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE((3 << 8) | 20, 4); // made by: Unix, zip 2.0
-  central.writeUInt16LE(20, 6); // version needed
-  central.writeUInt16LE(DOS_DATE_1980, 14);
-  central.writeUInt32LE(crc, 16);
-  central.writeUInt32LE(data.length, 20);
-  central.writeUInt32LE(data.length, 24);
-  central.writeUInt16LE(file.length, 28);
-  central.writeUInt32LE(0o100644 * 0x10000, 38); // external attributes: a regular file, rw-r--r--
-  const centralOffset = local.length + file.length + data.length;
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(1, 8);
-  end.writeUInt16LE(1, 10);
-  end.writeUInt32LE(central.length + file.length, 12);
-  end.writeUInt32LE(centralOffset, 16);
-  return Buffer.concat([local, file, data, central, file, end]);
+  // Fixed mtime, so the placeholder (and its checksum) is the same on every start.
+  return Buffer.from(zipSync({ [name]: [strToU8(text), { level: 0, mtime: new Date('1980-01-01T00:00:00Z') }] }));
 }
 
 const PLACEHOLDER_CODE = zipOfOneFile(
