@@ -8,8 +8,8 @@ export const JOB_TYPES_OUTPUT = 'JobTypes';
 export const typesFromOutputs = (outputs: Record<string, string>): string[] =>
   (outputs[JOB_TYPES_OUTPUT] ?? '').split(',').map((t) => t.trim()).filter(Boolean);
 
-/** The stack outputs of each type's queue pair. */
-export const queueOutputs = (type: string): { queue: string; dlq: string } => queueOutputKeys(type);
+/** The stack outputs of each type's queues: normal lane, high lane, and the DLQ of both. */
+export const queueOutputs = (type: string): { queue: string; high: string; dlq: string } => queueOutputKeys(type);
 
 /** A queue argument: a deployed type's name (a plural such as `thumbnails` is accepted too). */
 export function parseTypeName(value: string, types: readonly string[]): string {
