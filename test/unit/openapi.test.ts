@@ -48,10 +48,10 @@ describe('openApiDocument (built-in types)', () => {
     const options = jsonSchema(SubmitOptions, 'openapi-3.0').properties as Json;
     // Each route's own fields plus the submit options it takes: uploads only priority (the upload is the trigger).
     const upload = jsonSchema(UploadRequest, 'openapi-3.0');
-    expect(uploads['application/json'].schema).toEqual({ ...upload, properties: { ...upload.properties, priority: options.priority } });
+    expect(uploads['application/json'].schema).toEqual({ ...upload, properties: { ...(upload.properties as Json), priority: options.priority } });
     expect(uploads['image/*']).toEqual({ schema: { type: 'string', format: 'binary' } });
     const report = jsonSchema(ReportInput, 'openapi-3.0');
-    expect(doc.paths['/reports'].post.requestBody.content['application/json'].schema).toEqual({ ...report, properties: { ...report.properties, ...options } });
+    expect(doc.paths['/reports'].post.requestBody.content['application/json'].schema).toEqual({ ...report, properties: { ...(report.properties as Json), ...options } });
   });
 
   it('documents the submit options (priority, delaySeconds) and the job fields they give (priority, runAfter)', () => {
