@@ -48,7 +48,10 @@ export function splitSubmitOptions(
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return { options: resolveSubmitOptions(), rest: body };
   const given: Record<string, unknown> = {};
   const rest: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) ((allowed as readonly string[]).includes(k) ? given : rest)[k] = v;
+  for (const [k, v] of Object.entries(body)) {
+    // Defined, not assigned: a JSON key `__proto__` stays an own (unknown, refused) field.
+    Object.defineProperty((allowed as readonly string[]).includes(k) ? given : rest, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
   const parsed = SubmitOptions.safeParse(given);
   if (!parsed.success) throw new HttpError(400, 'invalid_request', describeIssues(parsed.error));
   return { options: resolveSubmitOptions(parsed.data), rest };

@@ -42,6 +42,10 @@ describe('SubmitOptions', () => {
     // A field the route does not take as an option stays with the route's fields (whose strict schema refuses it).
     expect(splitSubmitOptions({ size: 1, delaySeconds: 5 }, ['priority'])).toEqual({ options: { priority: 'normal', delaySeconds: 0 }, rest: { size: 1, delaySeconds: 5 } });
     expect(() => splitSubmitOptions({ priority: 'low' })).toThrow(/^priority: priority must be one of high, normal$/);
+    // A `__proto__` key from JSON stays a field of its own (the route's strict schema refuses it).
+    const { rest } = splitSubmitOptions(JSON.parse('{"__proto__":{"polluted":1},"a":1}'));
+    expect(Object.keys(rest as object)).toEqual(['__proto__', 'a']);
+    expect((rest as { polluted?: number }).polluted).toBeUndefined();
   });
 });
 
@@ -136,6 +140,13 @@ describe('POST /uploads: the lane is the key prefix', () => {
     expect(h.jobs.get(normalId)).toMatchObject({ priority: 'normal' });
     // Nothing is sent: the upload's S3 event is the message.
     expect(h.sent).toEqual([]);
+  });
+
+  it('refuses a __proto__ field as before (it is not a submit option)', async () => {
+    const res = await h.call('POST', '/uploads', { json: '{"filename":"a.jpg","contentType":"image/jpeg","size":10,"__proto__":{"x":1}}' });
+    expect(res.statusCode).toBe(400);
+    expect(errorOf(res).message).toMatch(/unknown field\(s\): __proto__/);
+    expectNothingDone();
   });
 
   it('refuses delaySeconds (the upload is the trigger) and a bad priority', async () => {
