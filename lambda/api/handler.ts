@@ -73,7 +73,8 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
             QueueUrl: queueUrls.get(type)![priority],
             ...(delaySeconds > 0 ? { DelaySeconds: delaySeconds } : {}),
             MessageBody: JSON.stringify(message),
-            MessageAttributes: { jobId: { DataType: 'String', StringValue: message.jobId } },
+            // The lane travels with the message: a redrive that moves dead letters itself sends it back there.
+            MessageAttributes: { jobId: { DataType: 'String', StringValue: message.jobId }, priority: { DataType: 'String', StringValue: priority } },
           }),
         );
       },
