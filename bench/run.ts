@@ -4,6 +4,7 @@
  *   npm run bench                      # all sections
  *   npm run bench -- --only thumbnail,report --uploads 100 --photo ~/photo.jpg
  *   npm run bench -- --only start      # local mode's start: first (cache cleared) and cached
+ *   npm run bench -- --only priority   # a high upload's time to start behind 500 queued normal ones
  *
  * Ratios are computed from runs in this same process (interleaved where two pipelines are
  * compared), never from figures remembered from another run.
@@ -33,13 +34,15 @@ const TARGETS = {
 };
 
 const program = new Command()
-  .option('--only <sections>', 'comma-separated: thumbnail,report,coldStart,start,pipeline')
+  .option('--only <sections>', 'comma-separated: thumbnail,report,coldStart,start,pipeline,priority')
   .option('--start-runs <n>', 'local-mode starts of each kind (first, cached)', (v) => Number(v), 3)
   .option('--uploads <n>', 'uploads through local mode', (v) => Number(v), 200)
   .option('--photo <path>', 'also benchmark this real photo')
   .option('--report-sizes <list>', 'records per report run', '100000,1000000')
+  .option('--backlog <n>', 'priority: normal thumbnail jobs queued first', (v) => Number(v), 500)
+  .option('--high <n>', 'priority: high thumbnail jobs submitted after them, one at a time', (v) => Number(v), 10)
   .parse();
-const opts = program.opts<{ only?: string; uploads: number; photo?: string; reportSizes: string; startRuns: number }>();
+const opts = program.opts<{ only?: string; uploads: number; photo?: string; reportSizes: string; startRuns: number; backlog: number; high: number }>();
 const want = (s: string) => !opts.only || opts.only.split(',').includes(s);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)];
@@ -217,6 +220,82 @@ async function pipeline(n: number) {
   }
 }
 
+/**
+ * Priority lanes in local mode: `backlog` normal thumbnail uploads queued first (presigned,
+ * 8 at a time), then `high` high-priority ones (direct uploads, `?priority=high`), one after
+ * another, each once the previous one started. A high job's time to start is its startedAt
+ * minus the moment its request was sent; the normal lane's depth when each was sent shows the
+ * backlog was still there.
+ */
+async function priorityLanes(backlog: number, highCount: number) {
+  const cores = os.cpus().length;
+  const photo = await fromRaw(await photoLikeRaw(1920, 1280, 7)).jpeg({ quality: 88 }).toBuffer();
+  const local = await startLocal({ port: 0, stateFile: null, log: () => undefined, context: { thumbnailMaxConcurrency: String(Math.max(2, cores)) } });
+  try {
+    const headers = { 'x-api-key': local.apiKey };
+    const aws = { endpoint: local.awsEndpoint, region: local.region, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } };
+    const sqs = new SQSClient(aws);
+    const depth = async () =>
+      Number(
+        (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: local.outputs.ThumbnailQueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }))).Attributes
+          ?.ApproximateNumberOfMessages ?? 0,
+      );
+    const t0 = Date.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < backlog) {
+          next++;
+          const res: any = await (
+            await fetch(`${local.apiUrl}uploads`, {
+              method: 'POST',
+              headers: { ...headers, 'content-type': 'application/json' },
+              body: JSON.stringify({ filename: 'normal.jpg', contentType: 'image/jpeg', size: photo.length }),
+            })
+          ).json();
+          const put = await fetch(res.uploadUrl, { method: 'PUT', headers: res.headers, body: new Uint8Array(photo) });
+          if (!put.ok) throw new Error(`upload failed: ${put.status}`);
+        }
+      }),
+    );
+    const queuedMs = Date.now() - t0;
+    const runs: Array<{ timeToStartMs: number; normalQueued: number }> = [];
+    for (let i = 0; i < highCount; i++) {
+      const normalQueued = await depth();
+      const sent = Date.now();
+      const res = await fetch(`${local.apiUrl}uploads?priority=high&filename=high-${i}.jpg`, { method: 'POST', headers: { ...headers, 'content-type': 'image/jpeg' }, body: new Uint8Array(photo) });
+      const body: any = await res.json();
+      if (res.status !== 202) throw new Error(`high upload: ${res.status} ${JSON.stringify(body)}`);
+      let startedAt: string | undefined;
+      while (!startedAt) {
+        if (Date.now() - sent > 120_000) throw new Error(`high job ${body.jobId} not started after 2 min`);
+        await new Promise((r) => setTimeout(r, 100));
+        const job: any = await (await fetch(`${local.apiUrl}jobs/${body.jobId}`, { headers })).json();
+        if (job.priority !== 'high') throw new Error(`job ${body.jobId} shows priority ${job.priority}`);
+        startedAt = job.startedAt;
+      }
+      runs.push({ timeToStartMs: Date.parse(startedAt) - sent, normalQueued });
+    }
+    const times = runs.map((r) => r.timeToStartMs);
+    return {
+      backlog,
+      high: highCount,
+      image: '1920x1280 JPEG',
+      cores,
+      backlogQueuedInMs: queuedMs,
+      p50Ms: pct(times, 50),
+      p95Ms: pct(times, 95),
+      maxMs: Math.max(...times),
+      timesMs: times,
+      normalQueuedAtEachHigh: runs.map((r) => r.normalQueued),
+      normalLaneConcurrency: Math.max(2, cores),
+      highLaneConcurrency: 2 * Math.max(2, cores),
+    };
+  } finally {
+    await local.stop();
+  }
+}
+
 async function main() {
   const results: Record<string, unknown> = { machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memoryGiB: round(os.totalmem() / 2 ** 30), node: process.version, sharp: sharp.versions.sharp }, date: new Date().toISOString(), targets: TARGETS };
   const rows: string[][] = [];
@@ -250,6 +329,15 @@ async function main() {
     const p = await pipeline(opts.uploads);
     results.pipeline = p;
     rows.push([`pipeline ${p.uploads} uploads`, `${p.imagesPerSecond} images/s (p50 ${p.p50Ms} ms, p95 ${p.p95Ms} ms)`, `ratio ${p.ratio} of bare sharp on ${p.cores} cores (${p.bareSharpImagesPerSecond}/s)`]);
+  }
+  if (want('priority')) {
+    const p = await priorityLanes(opts.backlog, opts.high);
+    results.priority = p;
+    rows.push([
+      `priority: ${p.high} high uploads behind ${p.backlog} normal`,
+      `time to start p95 ${p.p95Ms} ms (p50 ${p.p50Ms}, max ${p.maxMs})`,
+      `normal lane still holding ${Math.min(...p.normalQueuedAtEachHigh)}-${Math.max(...p.normalQueuedAtEachHigh)} queued`,
+    ]);
   }
   const dir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });

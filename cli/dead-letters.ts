@@ -1,4 +1,4 @@
-import { isJobId, queueOutputKeys } from '../lambda/shared/contract';
+import { isJobId, queueOutputKeys, type Priority } from '../lambda/shared/contract';
 import { parseUploadEvents } from '../lambda/shared/s3-event';
 import { UsageError } from './errors';
 
@@ -8,8 +8,8 @@ export const JOB_TYPES_OUTPUT = 'JobTypes';
 export const typesFromOutputs = (outputs: Record<string, string>): string[] =>
   (outputs[JOB_TYPES_OUTPUT] ?? '').split(',').map((t) => t.trim()).filter(Boolean);
 
-/** The stack outputs of each type's queue pair. */
-export const queueOutputs = (type: string): { queue: string; dlq: string } => queueOutputKeys(type);
+/** The stack outputs of each type's queues: normal lane, high lane, and the DLQ of both. */
+export const queueOutputs = (type: string): { queue: string; high: string; dlq: string } => queueOutputKeys(type);
 
 /** A queue argument: a deployed type's name (a plural such as `thumbnails` is accepted too). */
 export function parseTypeName(value: string, types: readonly string[]): string {
@@ -52,4 +52,18 @@ export function jobIdsFromDeadLetter(body: string): DeadLetterJobs {
   }
   if (isJobId(record?.jobId)) return { jobIds: [record.jobId], kind: 'job-message' };
   return { jobIds: [], kind: 'unrecognized', problem: 'message body is not an S3 event notification, nor a job message { jobId, type }' };
+}
+
+/**
+ * The lane a dead letter came from: the `priority` message attribute the API sets on a JSON
+ * job's message, or an upload event's key prefix (`priority-uploads/`: high); otherwise normal.
+ */
+export function laneOfDeadLetter(message: { Body?: string; MessageAttributes?: Record<string, { StringValue?: string }> }): Priority {
+  if (message.MessageAttributes?.priority?.StringValue === 'high') return 'high';
+  try {
+    if (parseUploadEvents(message.Body ?? '').some((e) => e.priority === 'high')) return 'high';
+  } catch {
+    // Not an upload event: the attribute alone tells.
+  }
+  return 'normal';
 }

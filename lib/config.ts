@@ -6,7 +6,7 @@
  * constructs and are deliberately not settable here.
  */
 import type { Node } from 'constructs';
-import { CORE_SETTING_BOUNDS, DEFAULT_CORE_SETTINGS, type CoreSettings } from '../lambda/shared/job-type';
+import { CORE_SETTING_BOUNDS, DEFAULT_CORE_SETTINGS, defaultHighMaxConcurrency, type CoreSettings } from '../lambda/shared/job-type';
 import type { JobTypePlugin } from './job-type';
 
 export interface OffloadConfig {
@@ -150,9 +150,12 @@ export function resolveJobTypeSettings(
   overrides: Record<string, unknown> = {},
 ): CoreSettings & Record<string, unknown> {
   const def = plugin.definition;
-  const known = [...Object.keys(DEFAULT_CORE_SETTINGS), ...Object.keys(def.settings.defaults)];
+  const known = [...Object.keys(CORE_SETTING_BOUNDS), ...Object.keys(def.settings.defaults)];
+  // The high lane's concurrency follows the normal lane's (2x) unless the type or the context sets it.
+  const coreDefaults: Record<string, unknown> = { ...DEFAULT_CORE_SETTINGS };
+  delete coreDefaults.highMaxConcurrency;
   const raw: Record<string, unknown> = {
-    ...DEFAULT_CORE_SETTINGS,
+    ...coreDefaults,
     maxReceiveCount: platform.maxReceiveCount,
     ...def.core,
     ...def.settings.defaults,
@@ -177,6 +180,8 @@ export function resolveJobTypeSettings(
   const where = (key: string) => `context ${sources[key] ?? `jobs.${def.name}.${key}`}`;
   const core: Record<string, number> = {};
   for (const [key, [min, max]] of Object.entries(CORE_SETTING_BOUNDS)) {
+    // maxConcurrency is checked before it (bounds order).
+    if (key === 'highMaxConcurrency' && raw[key] === undefined) raw[key] = defaultHighMaxConcurrency(core.maxConcurrency);
     const n = typeof raw[key] === 'number' ? (raw[key] as number) : Number(String(raw[key]).trim());
     if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${where(key)}: ${JSON.stringify(raw[key])} is not a whole number from ${min} to ${max}`);
     core[key] = n;

@@ -52,16 +52,18 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(new cw.TextWidget({ markdown: '# offload\nQueues, workers and API', width: 24, height: 1 }));
 
     for (const { label, jobQueue } of props.queues) {
-      const { queue, dlq, worker } = jobQueue;
+      const { queue, highQueue, dlq, worker } = jobQueue;
       const fn = worker.fn;
       const period = Duration.minutes(1);
       const dlqDepth = dlq.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' });
       const age = queue.metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum' });
+      const highAge = highQueue.metricApproximateAgeOfOldestMessage({ period, statistic: 'Maximum' });
       const errors = fn.metricErrors({ period, statistic: 'Sum' });
       const throttles = fn.metricThrottles({ period, statistic: 'Sum' });
 
       alarm(`${label}DlqDepth`, dlqDepth, 0, `${label}: messages in the dead-letter queue (failed jobs to inspect or redrive)`);
       alarm(`${label}OldestMessage`, age, props.oldestMessageSeconds, `${label}: oldest message older than ${props.oldestMessageSeconds}s (workers are not keeping up)`);
+      alarm(`${label}HighOldestMessage`, highAge, props.oldestMessageSeconds, `${label}: oldest high-priority message older than ${props.oldestMessageSeconds}s (the high lane is not keeping up)`);
       alarm(`${label}WorkerErrors`, errors, 0, `${label}: worker invocations failed`);
       alarm(`${label}WorkerThrottles`, throttles, 0, `${label}: worker invocations throttled`);
 
@@ -71,16 +73,20 @@ export class Monitoring extends Construct {
           left: [
             queue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum', label: 'visible' }),
             queue.metricApproximateNumberOfMessagesNotVisible({ period, statistic: 'Maximum', label: 'in flight' }),
+            highQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum', label: 'high: visible' }),
+            highQueue.metricApproximateNumberOfMessagesNotVisible({ period, statistic: 'Maximum', label: 'high: in flight' }),
             dlq.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum', label: 'DLQ' }),
           ],
           width: 6,
         }),
-        new cw.GraphWidget({ title: `${label}: age of oldest message (s)`, left: [age], width: 6 }),
+        new cw.GraphWidget({ title: `${label}: age of oldest message (s)`, left: [age.with({ label: 'normal' }), highAge.with({ label: 'high' })], width: 6 }),
         new cw.GraphWidget({
           title: `${label}: throughput`,
           left: [
             queue.metricNumberOfMessagesSent({ period, statistic: 'Sum', label: 'sent' }),
             queue.metricNumberOfMessagesDeleted({ period, statistic: 'Sum', label: 'completed' }),
+            highQueue.metricNumberOfMessagesSent({ period, statistic: 'Sum', label: 'high: sent' }),
+            highQueue.metricNumberOfMessagesDeleted({ period, statistic: 'Sum', label: 'high: completed' }),
             fn.metricInvocations({ period, statistic: 'Sum', label: 'invocations' }),
           ],
           width: 6,

@@ -26,7 +26,7 @@ export interface OffloadStackProps extends StackProps {
   jobSettings?: Record<string, Record<string, unknown>>;
 }
 
-/** The platform's output keys; each type adds `<Type>QueueUrl` and `<Type>DlqUrl` (see queueOutputKeys). */
+/** The platform's output keys; each type adds `<Type>QueueUrl`, `<Type>HighQueueUrl` and `<Type>DlqUrl` (see queueOutputKeys). */
 export const OUTPUT_KEYS = ['ApiUrl', 'ApiKeyId', 'RawBucketName', 'ResultsBucketName', 'JobsTableName', 'NotificationTopicArn', 'JobTypes'] as const;
 
 /**
@@ -90,7 +90,7 @@ export class OffloadStack extends Stack {
       const fn = jobQueue.worker.fn;
       allow(fn, ['dynamodb:GetItem', 'dynamodb:UpdateItem'], [table.tableArn]);
       allow(fn, ['s3:PutObject'], [storage.resultsBucket.arnForObjects(`${resultsPrefixOf(def)}*`)]);
-      allow(fn, ['sqs:ChangeMessageVisibility'], [jobQueue.queue.queueArn]);
+      allow(fn, ['sqs:ChangeMessageVisibility'], [jobQueue.queue.queueArn, jobQueue.highQueue.queueArn]);
     }
 
     const openapi = openApiDocument(definitions);
@@ -105,7 +105,12 @@ export class OffloadStack extends Stack {
         PRESIGN_TTL_SECONDS: String(config.presignTtlSeconds),
         CORS_ORIGINS: corsOrigins.join(','),
         JOB_TYPES: this.toJsonString(
-          Object.fromEntries(plugins.map((p) => [p.definition.name, { queueUrl: this.jobQueues.get(p.definition.name)!.queue.queueUrl, settings: settings.get(p.definition.name) }])),
+          Object.fromEntries(
+            plugins.map((p) => {
+              const q = this.jobQueues.get(p.definition.name)!;
+              return [p.definition.name, { queueUrl: q.queue.queueUrl, highQueueUrl: q.highQueue.queueUrl, settings: settings.get(p.definition.name) }];
+            }),
+          ),
         ),
       },
       timeoutSeconds: config.apiTimeoutSeconds,
@@ -121,7 +126,9 @@ export class OffloadStack extends Stack {
     allow(apiFn, ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], [table.tableArn]);
     allow(apiFn, ['dynamodb:Query'], [`${table.tableArn}/index/${INDEXES.byType}`]);
     allow(apiFn, ['s3:GetObject'], definitions.map((d) => storage.resultsBucket.arnForObjects(`${resultsPrefixOf(d)}*`)));
-    const jsonQueues = plugins.filter((p) => p.definition.inputKind === 'json').map((p) => this.jobQueues.get(p.definition.name)!.queue.queueArn);
+    const jsonQueues = plugins
+      .filter((p) => p.definition.inputKind === 'json')
+      .flatMap((p) => [this.jobQueues.get(p.definition.name)!.queue.queueArn, this.jobQueues.get(p.definition.name)!.highQueue.queueArn]);
     if (jsonQueues.length) allow(apiFn, ['sqs:SendMessage'], jsonQueues);
 
     const sweeper = new Sweeper(this, 'Sweeper', {
@@ -178,8 +185,9 @@ export class OffloadStack extends Stack {
     for (const plugin of plugins) {
       const name = plugin.definition.name;
       const keys = queueOutputKeys(name);
-      outputs[keys.queue] = [this.jobQueues.get(name)!.queue.queueUrl, `${name} jobs queue`];
-      outputs[keys.dlq] = [this.jobQueues.get(name)!.dlq.queueUrl, `${name} dead-letter queue`];
+      outputs[keys.queue] = [this.jobQueues.get(name)!.queue.queueUrl, `${name} jobs queue (normal priority)`];
+      outputs[keys.high] = [this.jobQueues.get(name)!.highQueue.queueUrl, `${name} jobs queue (high priority)`];
+      outputs[keys.dlq] = [this.jobQueues.get(name)!.dlq.queueUrl, `${name} dead-letter queue (both lanes)`];
     }
     for (const [key, [value, description]] of Object.entries(outputs)) new CfnOutput(this, key, { value, description });
 

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
-import { JOB_STATUSES } from '../lambda/shared/contract';
+import { JOB_STATUSES, PRIORITIES } from '../lambda/shared/contract';
 import type { AnyJobType } from '../lambda/shared/job-type';
-import { SubmitRequest } from '../lambda/shared/schemas';
+import { SubmitOptions, SubmitRequest } from '../lambda/shared/schemas';
 
 type Json = Record<string, unknown>;
 
@@ -22,6 +22,7 @@ const errorResponses = (...codes: number[]): Json =>
  * `GET /openapi.json` and checked into docs/openapi.json.
  */
 export function openApiDocument(types: readonly AnyJobType[]): Json {
+  const options = (jsonSchema(SubmitOptions, 'openapi-3.0').properties ?? {}) as Json;
   const jobSubmit = {
     oneOf: types
       .filter((t) => t.inputKind === 'json')
@@ -29,7 +30,7 @@ export function openApiDocument(types: readonly AnyJobType[]): Json {
         type: 'object',
         required: ['type', 'input'],
         additionalProperties: false,
-        properties: { type: { type: 'string', enum: [t.name] }, input: jsonSchema(t.input, 'openapi-3.0') },
+        properties: { type: { type: 'string', enum: [t.name] }, input: jsonSchema(t.input, 'openapi-3.0'), ...options },
       })),
   };
   const paths: Json = {
@@ -99,13 +100,16 @@ export function openApiDocument(types: readonly AnyJobType[]): Json {
         Accepted: { type: 'object', required: ['jobId', 'statusUrl'], properties: { jobId: { type: 'string', format: 'uuid' }, statusUrl: { type: 'string' } } },
         Job: {
           type: 'object',
-          required: ['jobId', 'type', 'status', 'createdAt', 'updatedAt', 'attempts', 'input', 'outputs'],
+          required: ['jobId', 'type', 'status', 'priority', 'createdAt', 'updatedAt', 'attempts', 'input', 'outputs'],
           properties: {
             jobId: { type: 'string', format: 'uuid' },
             type: { type: 'string', enum: types.map((t) => t.name) },
             status: { type: 'string', enum: [...JOB_STATUSES] },
+            priority: { type: 'string', enum: [...PRIORITIES], description: 'the lane the job was submitted to' },
+            runAfter: { type: 'string', format: 'date-time', description: 'a delayed job: when its message becomes visible (it stays queued until then)' },
             createdAt: { type: 'string', format: 'date-time' },
             updatedAt: { type: 'string', format: 'date-time' },
+            startedAt: { type: 'string', format: 'date-time', description: 'when a worker first claimed the job' },
             completedAt: { type: 'string', format: 'date-time' },
             attempts: { type: 'integer' },
             input: { type: 'object', additionalProperties: true },

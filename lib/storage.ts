@@ -1,7 +1,7 @@
 import { Aws, Duration, Fn, RemovalPolicy } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { UPLOAD_PREFIX } from '../lambda/shared/contract';
+import { PRIORITIES, UPLOAD_PREFIXES } from '../lambda/shared/contract';
 
 export interface StorageProps {
   removalPolicy: RemovalPolicy;
@@ -54,7 +54,12 @@ export class Storage extends Construct {
       serverAccessLogsBucket: this.logBucket,
       serverAccessLogsPrefix: 'raw/',
       lifecycleRules: [
-        { id: 'expire-raw-uploads', prefix: UPLOAD_PREFIX, expiration: Duration.days(props.rawExpirationDays) },
+        // One rule per lane's upload prefix (the first keeps its id from before lanes).
+        ...PRIORITIES.map((p) => ({
+          id: p === 'normal' ? 'expire-raw-uploads' : `expire-raw-uploads-${p}`,
+          prefix: UPLOAD_PREFIXES[p],
+          expiration: Duration.days(props.rawExpirationDays),
+        })),
         { id: 'abort-incomplete-multipart', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
       // Browsers PUT straight to the presigned URL.

@@ -12,7 +12,7 @@ import {
 import { ApiError, type ApiClient } from '../api-client';
 import { sleep } from '../concurrency';
 import { awsErrorMessage, awsFailure, type CliContext } from '../context';
-import { JOB_TYPES_OUTPUT, jobIdsFromDeadLetter, parseTypeName, queueOutputs, typesFromOutputs, type DeadLetterJobs } from '../dead-letters';
+import { JOB_TYPES_OUTPUT, jobIdsFromDeadLetter, laneOfDeadLetter, parseTypeName, queueOutputs, typesFromOutputs, type DeadLetterJobs } from '../dead-letters';
 import { CliError, EXIT_FAILURE, EXIT_OK, oneLine } from '../errors';
 import { formatTable, formatTime, truncate } from '../output';
 import { isUnsupportedOperation, queueCounts, releaseMessages, sendableAttributes } from '../sqs';
@@ -53,9 +53,11 @@ export async function dlq(ctx: CliContext, typeArg: string, opts: DlqOptions): P
   const outputs = await ctx.stackOutputs([keys.dlq, keys.queue]);
   const dlqUrl = outputs[keys.dlq];
   const sourceUrl = outputs[keys.queue];
+  // The high lane (absent from a stack deployed before lanes).
+  const highUrl = outputs[keys.high];
   const sqs = new SQSClient(ctx.aws());
   try {
-    return opts.redrive ? await redrive(ctx, sqs, name, dlqUrl, sourceUrl, opts) : await list(ctx, sqs, name, dlqUrl, sourceUrl, opts);
+    return opts.redrive ? await redrive(ctx, sqs, name, dlqUrl, sourceUrl, opts, highUrl) : await list(ctx, sqs, name, dlqUrl, sourceUrl, opts);
   } finally {
     sqs.destroy();
   }
@@ -186,7 +188,7 @@ export interface RedriveResult {
   error?: string;
 }
 
-async function redrive(ctx: CliContext, sqs: SQSClient, name: string, dlqUrl: string, sourceUrl: string, opts: DlqOptions): Promise<number> {
+async function redrive(ctx: CliContext, sqs: SQSClient, name: string, dlqUrl: string, sourceUrl: string, opts: DlqOptions, highUrl?: string): Promise<number> {
   const { term } = ctx;
   let arn: string | undefined;
   try {
@@ -204,7 +206,7 @@ async function redrive(ctx: CliContext, sqs: SQSClient, name: string, dlqUrl: st
   } finally {
     once.destroy();
   }
-  const result = native ?? (await manualMove(sqs, name, dlqUrl, sourceUrl));
+  const result = native ?? (await manualMove(sqs, name, dlqUrl, sourceUrl, { highUrl }));
 
   if (opts.json) term.json(result);
   else {
@@ -258,7 +260,9 @@ export async function startMoveTask(
 
 /**
  * The fallback redrive: receive from the DLQ, SendMessage to the source queue with the same
- * body and attributes, and only once that succeeded DeleteMessage from the DLQ. A failed send
+ * body and attributes (to `highUrl`, the high lane, when the message came from it: its
+ * `priority` attribute or its upload key says so; StartMessageMoveTask knows the source queue
+ * itself), and only once that succeeded DeleteMessage from the DLQ. A failed send
  * stops the move and leaves that message (and the rest of its batch) in the DLQ, visible again.
  */
 export async function manualMove(
@@ -266,7 +270,7 @@ export async function manualMove(
   name: string,
   dlqUrl: string,
   sourceUrl: string,
-  opts: { retryDelayMs?: number } = {},
+  opts: { retryDelayMs?: number; highUrl?: string } = {},
 ): Promise<RedriveResult> {
   const result: RedriveResult = { queue: name, method: 'manual', moved: 0, duplicated: 0, failed: 0 };
   let emptyReceives = 0;
@@ -306,7 +310,7 @@ export async function manualMove(
         const trace = m.Attributes?.AWSTraceHeader;
         await sqs.send(
           new SendMessageCommand({
-            QueueUrl: sourceUrl,
+            QueueUrl: opts.highUrl && laneOfDeadLetter(m) === 'high' ? opts.highUrl : sourceUrl,
             MessageBody: m.Body ?? '',
             MessageAttributes: sendableAttributes(m.MessageAttributes),
             ...(trace ? { MessageSystemAttributes: { AWSTraceHeader: { DataType: 'String', StringValue: trace } } } : {}),

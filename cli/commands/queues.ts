@@ -7,7 +7,7 @@ import { formatDuration, formatTable } from '../output';
 import { oldestAgesFromCloudWatch, peekOldestAge, queueCounts, queueNameFromUrl } from '../sqs';
 
 export interface QueueRow {
-  /** Each deployed type's queue and DLQ: `thumbnail`, `thumbnail-dlq`, `report`, `report-dlq`, ... */
+  /** Each deployed type's queues and DLQ: `thumbnail`, `thumbnail-high`, `thumbnail-dlq`, `report`, `report-high`, `report-dlq`, ... */
   name: string;
   url: string;
   visible: number;
@@ -24,8 +24,9 @@ export interface QueueRow {
 }
 
 /**
- * `offload queues`: depth, in-flight, delayed and oldest-message age of both job queues and
- * their DLQs.
+ * `offload queues`: depth, in-flight, delayed and oldest-message age of every type's two
+ * lanes (normal and high) and its DLQ (a stack from before lanes, without
+ * `<Type>HighQueueUrl`, shows no high row).
  *
  * SQS has no "age of the oldest message" attribute, and the obvious way to measure it
  * (receive and look at SentTimestamp) is not harmless: every receive increments the
@@ -45,6 +46,7 @@ export async function queues(ctx: CliContext, opts: { json?: boolean }): Promise
   try {
     const targets = types.flatMap((n) => [
       { name: n, url: outputs[queueOutputs(n).queue], dlq: false },
+      ...(outputs[queueOutputs(n).high] ? [{ name: `${n}-high`, url: outputs[queueOutputs(n).high], dlq: false }] : []),
       { name: `${n}-dlq`, url: outputs[queueOutputs(n).dlq], dlq: true },
     ]);
     const [counts, ages] = await Promise.all([

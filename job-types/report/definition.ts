@@ -3,7 +3,7 @@ import * as z from 'zod/mini';
 import { HttpError } from '../../lambda/shared/errors';
 import { defineJobType } from '../../lambda/shared/job-type';
 import type { JobRecord } from '../../lambda/shared/model';
-import { normalizeContentType, parseJsonBody, settingInt } from '../../lambda/shared/schemas';
+import { normalizeContentType, parseJsonBody, settingInt, splitSubmitOptions, withSubmitOptions } from '../../lambda/shared/schemas';
 
 const isoDate = z.string().check(
   z.regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date as YYYY-MM-DD'),
@@ -64,14 +64,15 @@ export const definition = defineJobType({
       method: 'POST',
       path: '/reports',
       operationName: 'CreateReport',
-      summary: 'Request a report of the upload jobs of a date range (the same as POST /jobs {"type":"report"})',
-      body: ReportInput,
+      summary:
+        'Request a report of the upload jobs of a date range (the same as POST /jobs {"type":"report"}); priority and delaySeconds as on POST /jobs',
+      body: withSubmitOptions(ReportInput),
       handle: async (req, ctx) => {
         if (normalizeContentType(req.headers['content-type']) !== 'application/json') {
-          throw new HttpError(415, 'unsupported_media_type', 'send application/json { from, to, formats? }');
+          throw new HttpError(415, 'unsupported_media_type', 'send application/json { from, to, formats?, priority?, delaySeconds? }');
         }
-        const input = parseJsonBody(req.body) as Record<string, unknown>;
-        const job = await ctx.submit(input);
+        const { options, rest } = splitSubmitOptions(parseJsonBody(req.body));
+        const job = await ctx.submit(rest as Record<string, unknown>, options);
         return { statusCode: 202, body: { jobId: job.jobId, statusUrl: ctx.statusUrl(req, job.jobId) } };
       },
     },

@@ -1,11 +1,11 @@
 // zod's tree-shakable build: a few KB in each bundle instead of ~450 KB (cold starts).
 import * as z from 'zod/mini';
-import { UPLOAD_PREFIX } from '../../lambda/shared/contract';
+import { PRIORITIES, uploadPrefixFor, type Priority } from '../../lambda/shared/contract';
 import { HttpError } from '../../lambda/shared/errors';
 import { sanitizeFilename } from '../../lambda/shared/filename';
 import type { ApiRequest } from '../../lambda/shared/http';
 import { defineJobType, type TypeRouteContext } from '../../lambda/shared/job-type';
-import { describeIssues, normalizeContentType, parseJsonBody, settingInt } from '../../lambda/shared/schemas';
+import { describeIssues, normalizeContentType, parseJsonBody, settingInt, splitSubmitOptions, withSubmitOptions } from '../../lambda/shared/schemas';
 import { parseUploadEvents } from '../../lambda/shared/s3-event';
 
 /** Image types accepted for upload; the worker checks the bytes themselves, not this label. */
@@ -29,6 +29,9 @@ export const UploadRequest = z.strictObject({
     z.positive('size must be at least 1 byte'),
   ),
 });
+
+/** `POST /uploads` with JSON, as API Gateway validates it: the upload and its lane (no delay: the upload is the trigger). */
+export const UploadRequestBody = withSubmitOptions(UploadRequest, ['priority']);
 
 /** A thumbnail job's input: the uploaded file (its key is the platform's, not shown). */
 export const ThumbnailInput = z.object({
@@ -75,7 +78,7 @@ export const definition = defineJobType({
       jobId: u.jobId,
       claimInput: { bytes: u.size, key: u.key },
       data: { bucket: u.bucket, key: u.key },
-      ...(u.ours ? {} : { createInput: { filename: u.filename, key: u.key, bytes: u.size } }),
+      ...(u.ours ? {} : { createInput: { filename: u.filename, key: u.key, bytes: u.size }, priority: u.priority }),
     })),
   errorCodes: ['unsupported_format', 'corrupt_image', 'empty_file', 'image_too_large', 'not_found'],
   routes: [
@@ -84,8 +87,8 @@ export const definition = defineJobType({
       path: '/uploads',
       operationName: 'CreateUpload',
       summary:
-        'Upload a photo: JSON { filename, contentType, size } answers 201 with a presigned PUT URL; an image body (Content-Type: image/..., at most directUploadMaxBytes) answers 202',
-      body: UploadRequest,
+        'Upload a photo: JSON { filename, contentType, size, priority? } answers 201 with a presigned PUT URL; an image body (Content-Type: image/..., at most directUploadMaxBytes, ?priority=high for the high lane) answers 202',
+      body: UploadRequestBody,
       binaryMediaTypes: ['image/*'],
       handle: createUpload,
     },
@@ -102,18 +105,27 @@ async function createUpload(req: ApiRequest, ctx: TypeRouteContext<ThumbnailSett
       'send application/json { filename, contentType, size } for a presigned upload, or an image body (Content-Type: image/...)',
     );
   }
-  const parsed = UploadRequest.safeParse(parseJsonBody(req.body));
+  const { options, rest } = splitSubmitOptions(parseJsonBody(req.body), ['priority']);
+  const parsed = UploadRequest.safeParse(rest);
   if (!parsed.success) throw new HttpError(400, 'invalid_request', describeIssues(parsed.error));
+  const { priority } = options;
   const declared = normalizeContentType(parsed.data.contentType);
   checkImageType(declared);
   const max = ctx.settings.maxUploadBytes;
   if (parsed.data.size > max) throw new HttpError(413, 'payload_too_large', `size ${parsed.data.size} is over the limit of ${max} bytes`);
   const jobId = ctx.newId();
   const filename = sanitizeFilename(parsed.data.filename, `upload.${extensionFor(declared)}`);
-  const key = `${UPLOAD_PREFIX}${jobId}/${filename}`;
+  // The key's prefix is the lane: S3 sends each prefix's events to that lane's queue.
+  const key = `${uploadPrefixFor(priority)}${jobId}/${filename}`;
   const ttl = ctx.presignTtlSeconds;
   // Past the URL's life (and a minute for an upload in progress) the sweeper fails the job `upload_expired`.
-  await ctx.create({ jobId, status: 'awaiting_upload', input: { filename, contentType: declared, bytes: parsed.data.size, key }, sweepAfterMs: (ttl + 60) * 1000 });
+  await ctx.create({
+    jobId,
+    status: 'awaiting_upload',
+    input: { filename, contentType: declared, bytes: parsed.data.size, key },
+    priority,
+    sweepAfterMs: (ttl + 60) * 1000,
+  });
   const uploadUrl = await ctx.presignPut(key, declared, parsed.data.size, ttl);
   return {
     statusCode: 201,
@@ -128,8 +140,19 @@ async function createUpload(req: ApiRequest, ctx: TypeRouteContext<ThumbnailSett
   };
 }
 
+/** `?priority=` of a direct upload (its body is the image, so the lane comes in the query). */
+function queryPriority(req: ApiRequest): Priority {
+  const value = req.query.priority;
+  if (value === undefined) return 'normal';
+  if (!(PRIORITIES as readonly string[]).includes(value)) {
+    throw new HttpError(400, 'invalid_request', `priority: priority must be one of ${PRIORITIES.join(', ')}`);
+  }
+  return value as Priority;
+}
+
 async function directUpload(req: ApiRequest, ctx: TypeRouteContext<ThumbnailSettings>, contentType: string) {
   checkImageType(contentType);
+  const priority = queryPriority(req);
   const body = req.body ?? Buffer.alloc(0);
   if (body.length === 0) throw new HttpError(400, 'invalid_request', 'the request body is empty: send the image bytes');
   const max = ctx.settings.directUploadMaxBytes;
@@ -143,10 +166,10 @@ async function directUpload(req: ApiRequest, ctx: TypeRouteContext<ThumbnailSett
   const jobId = ctx.newId();
   const requested = req.query.filename ?? decodeHeader(req.headers['x-filename']);
   const filename = sanitizeFilename(requested ?? '', `upload.${extensionFor(contentType)}`);
-  const key = `${UPLOAD_PREFIX}${jobId}/${filename}`;
+  const key = `${uploadPrefixFor(priority)}${jobId}/${filename}`;
   // The job exists before the object, so the worker always finds it; if the put fails, the
   // job is failed at once (nothing else would ever run it).
-  await ctx.create({ jobId, status: 'queued', input: { filename, contentType, bytes: body.length, key }});
+  await ctx.create({ jobId, status: 'queued', input: { filename, contentType, bytes: body.length, key }, priority });
   try {
     await ctx.putRaw(key, body, contentType, jobId);
   } catch {

@@ -1,12 +1,14 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
-import { UPLOAD_PREFIX } from '../../lambda/shared/contract';
+import { PRIORITIES, UPLOAD_PREFIXES } from '../../lambda/shared/contract';
 import type { JobTypePlugin } from '../../lib/job-type';
 import { definition } from './definition';
 
 /**
- * The thumbnail type's CDK side: the raw bucket's ObjectCreated events under uploads/ feed
- * its queue; its worker reads uploads; the API writes and presigns them.
+ * The thumbnail type's CDK side: the raw bucket's ObjectCreated events feed its queues, one
+ * prefix per lane (uploads/ -> the normal queue, priority-uploads/ -> the high queue: S3
+ * refuses overlapping prefixes for one event type); its worker reads uploads; the API writes
+ * and presigns them.
  */
 export const thumbnail: JobTypePlugin = {
   definition,
@@ -27,41 +29,50 @@ export const thumbnail: JobTypePlugin = {
   infra: ({ stack, jobQueue, storage, table, api, allow, acknowledge }) => {
     const raw = storage.rawBucket;
     const worker = jobQueue.worker.fn;
-    allow(worker, ['s3:GetObject'], [raw.arnForObjects(`${UPLOAD_PREFIX}*`)]);
-    // ListBucket turns a missing object into a 404 (not_found) instead of a 403; only under uploads/.
-    allow(worker, ['s3:ListBucket'], [raw.bucketArn], { StringLike: { 's3:prefix': [`${UPLOAD_PREFIX}*`] } });
+    const prefixes = PRIORITIES.map((p) => UPLOAD_PREFIXES[p]);
+    const uploads = prefixes.map((prefix) => raw.arnForObjects(`${prefix}*`));
+    allow(worker, ['s3:GetObject'], uploads);
+    // ListBucket turns a missing object into a 404 (not_found) instead of a 403; only under the upload prefixes.
+    allow(worker, ['s3:ListBucket'], [raw.bucketArn], { StringLike: { 's3:prefix': prefixes.map((prefix) => `${prefix}*`) } });
     // Objects put by other tools arrive without a job: the worker creates one.
     allow(worker, ['dynamodb:PutItem'], [table.table.tableArn]);
-    allow(api.handler.fn, ['s3:PutObject'], [raw.arnForObjects(`${UPLOAD_PREFIX}*`)]);
+    allow(api.handler.fn, ['s3:PutObject'], uploads);
 
-    // ObjectCreated under uploads/ -> the queue, set on the bucket itself
+    // ObjectCreated under each lane's prefix -> that lane's queue, set on the bucket itself
     // (NotificationConfiguration) instead of CDK's BucketNotifications custom resource, so
-    // emulators deploy it. S3 checks that it may send to the queue when the bucket is
-    // created: the bucket depends on the queue policy, which names the bucket by its
+    // emulators deploy it. S3 checks that it may send to the queues when the bucket is
+    // created: the bucket depends on the queue policies, which name the bucket by its
     // computed name (not by reference) to avoid a cycle.
-    jobQueue.queue.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'AllowRawBucketEvents',
-        principals: [new iam.ServicePrincipal('s3.amazonaws.com')],
-        actions: ['sqs:SendMessage'],
-        resources: [jobQueue.queue.queueArn],
-        conditions: {
-          ArnEquals: { 'aws:SourceArn': `arn:${stack.partition}:s3:::${storage.rawBucketName}` },
-          StringEquals: { 'aws:SourceAccount': stack.account },
-        },
-      }),
-    );
+    const lanes = PRIORITIES.map((priority) => ({ prefix: UPLOAD_PREFIXES[priority], queue: priority === 'high' ? jobQueue.highQueue : jobQueue.queue }));
+    for (const { queue } of lanes) {
+      queue.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'AllowRawBucketEvents',
+          principals: [new iam.ServicePrincipal('s3.amazonaws.com')],
+          actions: ['sqs:SendMessage'],
+          resources: [queue.queueArn],
+          conditions: {
+            ArnEquals: { 'aws:SourceArn': `arn:${stack.partition}:s3:::${storage.rawBucketName}` },
+            StringEquals: { 'aws:SourceAccount': stack.account },
+          },
+        }),
+      );
+      raw.node.addDependency(queue.node.findChild('Policy'));
+    }
     const cfnBucket = raw.node.defaultChild as s3.CfnBucket;
     cfnBucket.notificationConfiguration = {
-      queueConfigurations: [
-        { event: 's3:ObjectCreated:*', queue: jobQueue.queue.queueArn, filter: { s3Key: { rules: [{ name: 'prefix', value: UPLOAD_PREFIX }] } } },
-      ],
+      queueConfigurations: lanes.map(({ prefix, queue }) => ({
+        event: 's3:ObjectCreated:*',
+        queue: queue.queueArn,
+        filter: { s3Key: { rules: [{ name: 'prefix', value: prefix }] } },
+      })),
     };
-    raw.node.addDependency(jobQueue.queue.node.findChild('Policy'));
 
-    const objects = `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(cfnBucket)}.Arn>/${UPLOAD_PREFIX}*]`;
-    const reason = 'object keys are per job (uploads/{jobId}/{filename}), so the grant names the key prefix, not every object';
-    acknowledge(jobQueue.worker.role.node.findChild('DefaultPolicy').node.defaultChild!, objects, `thumbnail worker reads uploads: ${reason}`);
-    acknowledge(api.handler.role.node.findChild('DefaultPolicy').node.defaultChild!, objects, `API presigns and writes uploads: ${reason}`);
+    const reason = 'object keys are per job ({uploads,priority-uploads}/{jobId}/{filename}), so the grant names the key prefix, not every object';
+    for (const prefix of prefixes) {
+      const objects = `AwsSolutions-IAM5[Resource::<${stack.getLogicalId(cfnBucket)}.Arn>/${prefix}*]`;
+      acknowledge(jobQueue.worker.role.node.findChild('DefaultPolicy').node.defaultChild!, objects, `thumbnail worker reads uploads: ${reason}`);
+      acknowledge(api.handler.role.node.findChild('DefaultPolicy').node.defaultChild!, objects, `API presigns and writes uploads: ${reason}`);
+    }
   },
 };

@@ -12,18 +12,24 @@ import { definition, type ThumbnailInput } from './definition';
  */
 export const handler = createWorker(definition, async ({ input, settings, message, signal, progress, putOutput, metrics }) => {
   const sizes = parseSizes(settings.sizes);
-  const steps = 3;
+  // Steps: the upload read, the image decoded and every thumbnail encoded, then each output
+  // written (two per size: JPEG or PNG, and WebP). Progress writes are throttled by the platform.
+  const steps = 2 + 2 * sizes.length;
+  let done = 0;
+  const step = () => progress(++done, Math.max(steps, done));
   await progress(0, steps);
   const data = await readUpload(String(message.data?.bucket), String(message.data?.key ?? input.key), settings.maxUploadBytes);
   signal.throwIfAborted();
-  await progress(1, steps);
+  await step();
   const result = await makeThumbnails(data, { sizes, maxPixels: settings.maxPixels });
   signal.throwIfAborted();
-  await progress(2, steps);
+  await step();
   const outputs = await Promise.all(
-    result.outputs.map((o) =>
-      putOutput(`${o.name}.${o.ext}`, o.data, { name: o.name, format: o.format, contentType: o.contentType, width: o.width, height: o.height, bytes: o.bytes }),
-    ),
+    result.outputs.map(async (o) => {
+      const stored = await putOutput(`${o.name}.${o.ext}`, o.data, { name: o.name, format: o.format, contentType: o.contentType, width: o.width, height: o.height, bytes: o.bytes });
+      await step();
+      return stored;
+    }),
   );
   const learnt: ThumbnailInput = {
     filename: input.filename,

@@ -1,11 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { isJobId } from '../shared/contract';
+import { DEFAULT_PRIORITY, isJobId, type Priority } from '../shared/contract';
 import { HttpError } from '../shared/errors';
 import { errorResponse, type ApiRequest, type ApiResponse } from '../shared/http';
 import { resultsPrefixOf, type AnyJobType, type CoreSettings, type TypeRoute, type TypeRouteContext } from '../shared/job-type';
 import { InvalidCursorError, type JobsRepo } from '../shared/jobs-repo';
 import type { JobMessage, JobOutput, JobRecord, JobView } from '../shared/model';
-import { describeIssues, ListJobsQuery, normalizeContentType, parseJsonBody, SubmitRequest } from '../shared/schemas';
+import {
+  describeIssues,
+  ListJobsQuery,
+  normalizeContentType,
+  parseJsonBody,
+  resolveSubmitOptions,
+  splitSubmitOptions,
+  SubmitOptions,
+  SubmitRequest,
+  type ResolvedSubmitOptions,
+} from '../shared/schemas';
 
 export type { ApiRequest, ApiResponse } from '../shared/http';
 export { errorResponse } from '../shared/http';
@@ -16,8 +26,8 @@ export interface ApiDeps {
   presignPut(key: string, contentType: string, size: number, expiresIn: number): Promise<string>;
   presignGet(key: string, expiresIn: number, downloadName?: string): Promise<string>;
   putRaw(key: string, body: Buffer, contentType: string, jobId: string): Promise<void>;
-  /** Sends a JSON-input job's message to its type's queue. */
-  enqueue(type: string, message: JobMessage): Promise<void>;
+  /** Sends a JSON-input job's message to its type's queue of that priority (lane), invisible for delaySeconds. */
+  enqueue(type: string, message: JobMessage, options: { priority: Priority; delaySeconds: number }): Promise<void>;
   now(): Date;
   newId(): string;
 }
@@ -97,14 +107,28 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
     return parsed.data as Record<string, unknown>;
   }
 
-  /** Creates a queued job and sends its message; a job whose message could not be sent is failed, never left queued. */
-  async function submit(t: ApiJobType, input: Record<string, unknown>): Promise<JobRecord> {
+  /**
+   * Creates a queued job and sends its message to the lane of its priority; a job whose
+   * message could not be sent is failed, never left queued. A delayed job's message is
+   * invisible until `runAfter`, so its sweep deadline (the queue's retention) moves by the delay.
+   */
+  async function submit(t: ApiJobType, input: Record<string, unknown>, options: ResolvedSubmitOptions): Promise<JobRecord> {
     const jobId = deps.newId();
     const type = t.definition.name;
-    const job = await deps.repo.create({ jobId, type, status: 'queued', input, sweepAfterMs: t.settings.maxQueuedSeconds * 1000 });
+    const { priority, delaySeconds } = options;
+    const runAfter = delaySeconds > 0 ? new Date(deps.now().getTime() + delaySeconds * 1000).toISOString() : undefined;
+    const job = await deps.repo.create({
+      jobId,
+      type,
+      status: 'queued',
+      input,
+      priority,
+      ...(runAfter ? { runAfter } : {}),
+      sweepAfterMs: (t.settings.maxQueuedSeconds + delaySeconds) * 1000,
+    });
     if (!job) throw new Error(`job id ${jobId} exists already`);
     try {
-      await deps.enqueue(type, { jobId, type });
+      await deps.enqueue(type, { jobId, type }, { priority, delaySeconds });
     } catch (err) {
       await deps.repo.failQueued(jobId, { code: 'internal_error', message: 'the job could not be queued; please retry' });
       throw err;
@@ -118,13 +142,18 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
       presignTtlSeconds: settings.presignTtlSeconds,
       newId: deps.newId,
       now: deps.now,
-      submit: (input) => submit(t, validInput(t, input, '')),
-      create: async ({ jobId, status, input, sweepAfterMs }) => {
+      submit: (input, options) => {
+        const checked = SubmitOptions.safeParse(options ?? {});
+        if (!checked.success) throw new HttpError(400, 'invalid_request', describeIssues(checked.error));
+        return submit(t, validInput(t, input, ''), resolveSubmitOptions(checked.data));
+      },
+      create: async ({ jobId, status, input, priority, sweepAfterMs }) => {
         const created = await deps.repo.create({
           jobId,
           type: t.definition.name,
           status,
           input,
+          priority: priority ?? DEFAULT_PRIORITY,
           sweepAfterMs: sweepAfterMs ?? t.settings.maxQueuedSeconds * 1000,
         });
         if (!created) throw new Error(`job id ${jobId} exists already`);
@@ -140,7 +169,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
 
   async function submitJob(req: ApiRequest): Promise<ApiResponse> {
     if (normalizeContentType(req.headers['content-type']) !== 'application/json') {
-      throw new HttpError(415, 'unsupported_media_type', 'send application/json { "type": "...", "input": { ... } }');
+      throw new HttpError(415, 'unsupported_media_type', 'send application/json { "type": "...", "input": { ... }, "priority"?: "high" | "normal", "delaySeconds"?: 0..900 }');
     }
     const body = parseJsonBody(req.body);
     const typeName = (body as { type?: unknown } | null)?.type;
@@ -148,6 +177,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
     if (typeof typeName === 'string' && !t) {
       throw new HttpError(400, 'invalid_request', `type: unknown job type ${JSON.stringify(typeName.slice(0, 64))}; known types: ${names.join(', ')}`);
     }
+    const { options } = splitSubmitOptions(body);
     const parsed = SubmitRequest.safeParse(body);
     if (!parsed.success) throw new HttpError(400, 'invalid_request', `${describeIssues(parsed.error)} (known types: ${names.join(', ')})`);
     if (!t) throw new HttpError(400, 'invalid_request', `type: known types: ${names.join(', ')}`);
@@ -155,7 +185,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
       const own = (t.definition.routes ?? []).map((r) => `${r.method} ${r.path}`).join(', ');
       throw new HttpError(400, 'invalid_request', `type: ${t.definition.name} takes a file as its input: use ${own || 'its upload route'}`);
     }
-    const job = await submit(t, validInput(t, parsed.data.input, 'input'));
+    const job = await submit(t, validInput(t, parsed.data.input, 'input'), options);
     return { statusCode: 202, body: { jobId: job.jobId, statusUrl: statusUrl(req, job.jobId) } };
   }
 
@@ -207,9 +237,12 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
       createdAt: job.createdAt,
       updatedAt: job.updatedAt,
       attempts: job.attempts ?? 0,
+      priority: job.priority ?? DEFAULT_PRIORITY,
       input,
       outputs,
     };
+    if (job.runAfter) base.runAfter = job.runAfter;
+    if (job.startedAt) base.startedAt = job.startedAt;
     if (job.progress) base.progress = job.progress;
     if (job.completedAt) base.completedAt = job.completedAt;
     if (job.error) base.error = job.error;

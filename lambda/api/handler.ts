@@ -17,8 +17,8 @@ export const ApiEnv = z.extend(BaseEnv, {
   RESULTS_BUCKET: str(),
   PRESIGN_TTL_SECONDS: int(),
   CORS_ORIGINS: str(),
-  /** Per registered type: its queue and its resolved settings. */
-  JOB_TYPES: json(z.record(z.string(), z.object({ queueUrl: z.string(), settings: z.record(z.string(), z.unknown()) }))),
+  /** Per registered type: its queues (normal and high lane) and its resolved settings. */
+  JOB_TYPES: json(z.record(z.string(), z.object({ queueUrl: z.string(), highQueueUrl: z.string(), settings: z.record(z.string(), z.unknown()) }))),
 });
 
 /**
@@ -34,9 +34,13 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
   const types = definitions.map((definition) => {
     const given = env.JOB_TYPES[definition.name];
     if (!given) throw new Error(`invalid function environment: JOB_TYPES has no ${definition.name}`);
-    return { definition, queueUrl: given.queueUrl, settings: parseSettings(definition, given.settings) as CoreSettings & Record<string, unknown> };
+    return {
+      definition,
+      queueUrls: { normal: given.queueUrl, high: given.highQueueUrl },
+      settings: parseSettings(definition, given.settings) as CoreSettings & Record<string, unknown>,
+    };
   });
-  const queueUrls = new Map(types.map((t) => [t.definition.name, t.queueUrl]));
+  const queueUrls = new Map(types.map((t) => [t.definition.name, t.queueUrls]));
 
   const api = createApi(
     {
@@ -63,12 +67,14 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
           new PutObjectCommand({ Bucket: env.RAW_BUCKET, Key: key, Body: body, ContentType: contentType, Metadata: { 'job-id': jobId } }),
         );
       },
-      enqueue: async (type, message) => {
+      enqueue: async (type, message, { priority, delaySeconds }) => {
         await sqsClient().send(
           new SendMessageCommand({
-            QueueUrl: queueUrls.get(type)!,
+            QueueUrl: queueUrls.get(type)![priority],
+            ...(delaySeconds > 0 ? { DelaySeconds: delaySeconds } : {}),
             MessageBody: JSON.stringify(message),
-            MessageAttributes: { jobId: { DataType: 'String', StringValue: message.jobId } },
+            // The lane travels with the message: a redrive that moves dead letters itself sends it back there.
+            MessageAttributes: { jobId: { DataType: 'String', StringValue: message.jobId }, priority: { DataType: 'String', StringValue: priority } },
           }),
         );
       },

@@ -32,8 +32,29 @@ export const INDEXES = {
  */
 export const SWEEP_SHARDS = 16;
 
-/** S3 key scheme. Raw uploads of file-input job types; results of every type under its own prefix. */
-export const UPLOAD_PREFIX = 'uploads/';
+/** A job's lane: each type has a normal and a high-priority queue; the high one's event source gets more concurrency. */
+export const PRIORITIES = ['high', 'normal'] as const;
+export type Priority = (typeof PRIORITIES)[number];
+export const DEFAULT_PRIORITY: Priority = 'normal';
+
+/**
+ * S3 key scheme. Raw uploads of file-input job types, one prefix per lane: S3 routes each
+ * prefix's ObjectCreated events to that lane's queue (S3 refuses overlapping prefixes for one
+ * event type, so the high lane's is not under `uploads/`). Results of every type are under
+ * its own prefix.
+ */
+export const UPLOAD_PREFIXES: Readonly<Record<Priority, string>> = { normal: 'uploads/', high: 'priority-uploads/' };
+export const UPLOAD_PREFIX = UPLOAD_PREFIXES.normal;
+/** The raw-bucket prefix of an upload of this priority. */
+export const uploadPrefixFor = (priority: Priority): string => UPLOAD_PREFIXES[priority];
+/** The lane of a raw-bucket key (undefined: not an upload key). */
+export function uploadLaneOf(key: string): { priority: Priority; prefix: string } | undefined {
+  for (const priority of PRIORITIES) if (key.startsWith(UPLOAD_PREFIXES[priority])) return { priority, prefix: UPLOAD_PREFIXES[priority] };
+  return undefined;
+}
+
+/** Longest SQS message delay a submit may ask for (`delaySeconds`): SQS's own maximum. */
+export const MAX_DELAY_SECONDS = 900;
 
 /** Error codes the platform itself gives jobs (types add their own permanent codes). */
 export const PLATFORM_ERROR_CODES = {
@@ -52,8 +73,9 @@ export function pascalCase(name: string): string {
     .join('');
 }
 
-/** The stack output names of a type's queue and dead-letter queue. */
-export const queueOutputKeys = (type: string): { queue: string; dlq: string } => ({
+/** The stack output names of a type's queue (normal lane), its high-priority queue and its dead-letter queue (one for both lanes). */
+export const queueOutputKeys = (type: string): { queue: string; high: string; dlq: string } => ({
   queue: `${pascalCase(type)}QueueUrl`,
+  high: `${pascalCase(type)}HighQueueUrl`,
   dlq: `${pascalCase(type)}DlqUrl`,
 });

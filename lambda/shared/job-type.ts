@@ -5,8 +5,10 @@
  * object for the type's routes, models, settings and queue.
  */
 import type * as z from 'zod/mini';
+import type { Priority } from './contract';
 import type { ApiRequest, ApiResponse } from './http';
 import type { JobRecord, StoredOutput } from './model';
+import type { SubmitOptions } from './schemas';
 
 /** Settings every type has: its worker, its queue's event source, its retries. */
 export interface CoreSettings {
@@ -15,8 +17,10 @@ export interface CoreSettings {
   memoryMb: number;
   batchSize: number;
   batchingWindowSeconds: number;
-  /** Most concurrent invocations the queue's event source starts (2..1000). */
+  /** Most concurrent invocations the normal lane's event source starts (2..1000). */
   maxConcurrency: number;
+  /** Most concurrent invocations the high lane's event source starts (2..1000; default 2 x maxConcurrency, at most 1000). */
+  highMaxConcurrency: number;
   /** Receives before a message moves to the type's DLQ. */
   maxReceiveCount: number;
   /** Transient failures come back after base x 2^(attempt-1) seconds, jittered, at most the cap. */
@@ -32,11 +36,15 @@ export const CORE_SETTING_BOUNDS: Readonly<Record<keyof CoreSettings, readonly [
   batchSize: [1, 10000],
   batchingWindowSeconds: [0, 300],
   maxConcurrency: [2, 1000],
+  highMaxConcurrency: [2, 1000],
   maxReceiveCount: [1, 1000],
   retryBaseSeconds: [0, 43200],
   retryMaxSeconds: [0, 43200],
   maxQueuedSeconds: [60, 1209600],
 };
+
+/** The high lane's concurrency when a type names none: twice the normal lane's (so it is served first under load). */
+export const defaultHighMaxConcurrency = (maxConcurrency: number): number => Math.min(CORE_SETTING_BOUNDS.highMaxConcurrency[1], 2 * maxConcurrency);
 
 /** The platform's defaults for a type that names none of its own. */
 export const DEFAULT_CORE_SETTINGS: Readonly<CoreSettings> = {
@@ -45,6 +53,7 @@ export const DEFAULT_CORE_SETTINGS: Readonly<CoreSettings> = {
   batchSize: 5,
   batchingWindowSeconds: 0,
   maxConcurrency: 10,
+  highMaxConcurrency: defaultHighMaxConcurrency(10),
   maxReceiveCount: 3,
   retryBaseSeconds: 2,
   retryMaxSeconds: 300,
@@ -60,6 +69,8 @@ export interface MessageJob {
   createInput?: Record<string, unknown>;
   /** Anything else the worker needs from the message (e.g. the bucket of an S3 event). */
   data?: Record<string, unknown>;
+  /** The lane of a job created from the message (`createInput`), e.g. from an upload key's prefix. */
+  priority?: Priority;
 }
 
 /** What a type's own routes may do: the platform's side effects, behind one small port. */
@@ -68,11 +79,15 @@ export interface TypeRouteContext<Settings> {
   presignTtlSeconds: number;
   newId(): string;
   now(): Date;
-  /** Creates a `queued` job with this input and sends its message to the type's queue (JSON-input types). */
-  submit(input: Record<string, unknown>): Promise<JobRecord>;
+  /**
+   * Creates a `queued` job with this input and sends its message to the type's queue of the
+   * options' priority, delayed by their delaySeconds (JSON-input types). Split the options
+   * from the body with `splitSubmitOptions`.
+   */
+  submit(input: Record<string, unknown>, options?: SubmitOptions): Promise<JobRecord>;
   /** Creates a job without sending anything (file-input types: the upload's S3 event is the message). */
   /** `sweepAfterMs`: how long the job may stay as it is before the sweeper fails it (default for `queued`: the type's maxQueuedSeconds). */
-  create(job: { jobId: string; status: 'awaiting_upload' | 'queued'; input: Record<string, unknown>; sweepAfterMs?: number }): Promise<void>;
+  create(job: { jobId: string; status: 'awaiting_upload' | 'queued'; input: Record<string, unknown>; priority?: Priority; sweepAfterMs?: number }): Promise<void>;
   /** Fails a `queued` job that nothing will run (e.g. its upload could not be stored). */
   failQueued(jobId: string, error: { code: string; message: string }): Promise<void>;
   presignPut(key: string, contentType: string, size: number, expiresIn: number): Promise<string>;

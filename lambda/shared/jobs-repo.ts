@@ -10,7 +10,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { INDEXES, isJobId, SWEEP_SHARDS } from './contract';
+import { DEFAULT_PRIORITY, INDEXES, isJobId, SWEEP_SHARDS, type Priority } from './contract';
 import type { JobError, JobProgress, JobRecord, JobStatus, StoredOutput } from './model';
 
 export interface NewJob {
@@ -19,6 +19,10 @@ export interface NewJob {
   status: 'awaiting_upload' | 'queued';
   input?: Record<string, unknown>;
   createdAt?: string;
+  /** Its lane (default normal). */
+  priority?: Priority;
+  /** When its delayed message becomes visible (ISO). */
+  runAfter?: string;
   /** From now, how long until the sweeper may fail the job if nothing moved it on. */
   sweepAfterMs: number;
 }
@@ -86,6 +90,8 @@ export class JobsRepo {
       createdAt: job.createdAt ?? now.toISOString(),
       updatedAt: now.toISOString(),
       attempts: 0,
+      priority: job.priority ?? DEFAULT_PRIORITY,
+      ...(job.runAfter ? { runAfter: job.runAfter } : {}),
       ...(job.input ? { input: job.input } : {}),
       sweepShard: sweepShardOf(job.jobId),
       sweepAt: now.getTime() + job.sweepAfterMs,

@@ -2,8 +2,8 @@
  * The job model shared by the API, the workers, the local runtime and the CLI. It names no
  * job type: a type's own input and outputs live in its folder under job-types/.
  */
-export { JOB_STATUSES, TERMINAL_STATUSES, type JobStatus, type TerminalStatus } from './contract';
-import type { JobStatus, TerminalStatus } from './contract';
+export { JOB_STATUSES, TERMINAL_STATUSES, PRIORITIES, type JobStatus, type TerminalStatus, type Priority } from './contract';
+import type { JobStatus, Priority, TerminalStatus } from './contract';
 
 export interface JobError {
   code: string;
@@ -39,6 +39,10 @@ export interface JobRecord {
   createdAt: string; // ISO-8601 UTC, the byType index's sort key
   updatedAt: string;
   attempts: number;
+  /** The lane the job was submitted to (absent on jobs from before lanes: normal). */
+  priority?: Priority;
+  /** When its message becomes visible (ISO, set when the submit asked for delaySeconds > 0): it stays `queued` until then. */
+  runAfter?: string;
   /** The input as the type's schema accepted it (plus facts the platform or worker learnt, e.g. an upload's key). */
   input?: Record<string, unknown>;
   outputs?: StoredOutput[];
@@ -85,6 +89,12 @@ export interface JobView {
   createdAt: string;
   updatedAt: string;
   attempts: number;
+  /** The lane the job was submitted to (default normal). */
+  priority: Priority;
+  /** When a delayed job's message becomes visible (ISO); absent without a delay. */
+  runAfter?: string;
+  /** When a worker first claimed the job (ISO). */
+  startedAt?: string;
   /** The input as submitted (fields the type hides, such as an upload's S3 key, left out). */
   input: Record<string, unknown> & { filename?: string; contentType?: string; bytes?: number; width?: number; height?: number };
   outputs: JobOutput[];

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
 import { decodeS3Key, sanitizeFilename } from './filename';
-import { UPLOAD_PREFIX } from './contract';
+import { uploadLaneOf, type Priority } from './contract';
 
 const S3EventRecord = z.object({
   eventName: z.string(),
@@ -24,15 +24,17 @@ export interface UploadEvent {
   size?: number;
   jobId: string;
   filename: string;
-  /** True when the key follows our scheme (uploads/{jobId}/{filename}); false for objects put by other tools. */
+  /** True when the key follows our scheme ({uploads,priority-uploads}/{jobId}/{filename}); false for objects put by other tools. */
   ours: boolean;
+  /** The lane, from the key's prefix (`priority-uploads/`: high). */
+  priority: Priority;
 }
 
 import { JOB_ID_PATTERN as JOB_ID } from './contract';
 
 /**
  * Parses an SQS message body holding an S3 event notification. Returns [] for S3's test
- * event and for keys outside uploads/; throws for anything that is not an S3 event (a
+ * event and for keys outside the upload prefixes (uploads/, priority-uploads/); throws for anything that is not an S3 event (a
  * poison message: it goes to the DLQ after maxReceiveCount).
  */
 export function parseUploadEvents(body: string): UploadEvent[] {
@@ -49,8 +51,9 @@ export function parseUploadEvents(body: string): UploadEvent[] {
   for (const rec of parsed.data.Records) {
     if (!rec.eventName.startsWith('ObjectCreated')) continue;
     const key = decodeS3Key(rec.s3.object.key);
-    if (!key.startsWith(UPLOAD_PREFIX)) continue;
-    const rest = key.slice(UPLOAD_PREFIX.length).split('/');
+    const lane = uploadLaneOf(key);
+    if (!lane) continue;
+    const rest = key.slice(lane.prefix.length).split('/');
     const ours = rest.length === 2 && JOB_ID.test(rest[0]) && rest[1].length > 0;
     events.push({
       bucket: rec.s3.bucket.name,
@@ -59,6 +62,7 @@ export function parseUploadEvents(body: string): UploadEvent[] {
       jobId: ours ? rest[0] : externalJobId(key, rec.s3.object.eTag ?? rec.s3.object.sequencer ?? ''),
       filename: sanitizeFilename(rest.at(-1) ?? 'upload'),
       ours,
+      priority: lane.priority,
     });
   }
   return events;

@@ -1,6 +1,6 @@
 // zod's tree-shakable build: a few KB in each bundle instead of ~450 KB (cold starts).
 import * as z from 'zod/mini';
-import { JOB_STATUSES } from './contract';
+import { DEFAULT_PRIORITY, JOB_STATUSES, MAX_DELAY_SECONDS, PRIORITIES, type Priority } from './contract';
 import { HttpError } from './errors';
 
 /** `image/JPEG; charset=x` -> `image/jpeg`; `image/jpg` is a common misspelling of `image/jpeg`. */
@@ -9,10 +9,68 @@ export function normalizeContentType(value: string | undefined): string {
   return base === 'image/jpg' || base === 'image/pjpeg' ? 'image/jpeg' : base;
 }
 
+/**
+ * Options of every submit route, as top-level body fields next to the route's own:
+ * `priority` (the lane: `high` or `normal`, default normal) and `delaySeconds` (0..900: the
+ * message stays invisible that long; not on uploads, where the upload is the trigger).
+ */
+export const SubmitOptions = z.strictObject({
+  priority: z.optional(z.enum(PRIORITIES, { error: `priority must be one of ${PRIORITIES.join(', ')}` })),
+  delaySeconds: z.optional(
+    z.number({ error: `delaySeconds must be a whole number from 0 to ${MAX_DELAY_SECONDS}` }).check(
+      z.int(`delaySeconds must be a whole number from 0 to ${MAX_DELAY_SECONDS}`),
+      z.gte(0, 'delaySeconds must be at least 0'),
+      z.lte(MAX_DELAY_SECONDS, `delaySeconds must be at most ${MAX_DELAY_SECONDS}`),
+    ),
+  ),
+});
+export type SubmitOptions = z.infer<typeof SubmitOptions>;
+export const SUBMIT_OPTION_KEYS = Object.keys(SubmitOptions.shape) as (keyof SubmitOptions)[];
+
+/** Submit options with their defaults filled in. */
+export interface ResolvedSubmitOptions {
+  priority: Priority;
+  delaySeconds: number;
+}
+export const resolveSubmitOptions = (o: SubmitOptions = {}): ResolvedSubmitOptions => ({
+  priority: o.priority ?? DEFAULT_PRIORITY,
+  delaySeconds: o.delaySeconds ?? 0,
+});
+
+/**
+ * Splits a submit body into its submit options (checked: a 400 names the field) and the rest
+ * (the route's own fields). `allowed` limits the options a route takes (uploads: priority only).
+ */
+export function splitSubmitOptions(
+  body: unknown,
+  allowed: readonly (keyof SubmitOptions)[] = SUBMIT_OPTION_KEYS,
+): { options: ResolvedSubmitOptions; rest: unknown } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { options: resolveSubmitOptions(), rest: body };
+  const given: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) {
+    // Defined, not assigned: a JSON key `__proto__` stays an own (unknown, refused) field.
+    Object.defineProperty((allowed as readonly string[]).includes(k) ? given : rest, k, { value: v, enumerable: true, writable: true, configurable: true });
+  }
+  const parsed = SubmitOptions.safeParse(given);
+  if (!parsed.success) throw new HttpError(400, 'invalid_request', describeIssues(parsed.error));
+  return { options: resolveSubmitOptions(parsed.data), rest };
+}
+
+/** A route's body schema with the submit options it takes beside its own fields (API Gateway models, OpenAPI). */
+export function withSubmitOptions<Shape extends z.core.$ZodLooseShape>(
+  schema: z.ZodMiniObject<Shape>,
+  allowed: readonly (keyof SubmitOptions)[] = SUBMIT_OPTION_KEYS,
+) {
+  const shape = Object.fromEntries(allowed.map((k) => [k, SubmitOptions.shape[k]])) as Partial<typeof SubmitOptions.shape>;
+  return z.extend(schema, shape);
+}
+
 /** `POST /jobs`: any registered type; its input is checked by the type's own schema. */
 export const SubmitRequest = z.strictObject({
   type: z.string().check(z.minLength(1, 'type must not be empty'), z.maxLength(64)),
   input: z.record(z.string(), z.unknown()),
+  ...SubmitOptions.shape,
 });
 
 export const ListJobsQuery = z.strictObject({

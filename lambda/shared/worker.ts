@@ -58,7 +58,9 @@ export class RetryLaterError extends Error {
 export const WorkerEnv = z.extend(BaseEnv, {
   JOB_TYPE: str(),
   RESULTS_BUCKET: str(),
+  /** The type's two lanes: its normal and its high-priority queue (both feed this worker). */
   QUEUE_URL: str(),
+  HIGH_QUEUE_URL: str(),
   /** The type's settings, core and own, as the stack resolved them. */
   JOB_SETTINGS: json(z.record(z.string(), z.unknown())),
   /** The queue's visibility timeout (6 x the worker timeout). */
@@ -186,6 +188,16 @@ export function jsonMessageJobs(body: string, type: string): MessageJob[] {
   return [{ jobId }];
 }
 
+/**
+ * The URL of the queue a record came from (its lane), among the worker's queues: the one
+ * whose name (the URL's last segment) is the event source ARN's last field. The first when
+ * none matches (the backoff is then the queue's own visibility timeout, as on a failed call).
+ */
+export function queueUrlOf(eventSourceArn: string | undefined, urls: readonly string[]): string {
+  const name = (eventSourceArn ?? '').split(':').pop();
+  return urls.find((u) => u.split('/').pop() === name) ?? urls[0];
+}
+
 /** ApproximateReceiveCount of an SQS record (1 on the first delivery). */
 export function receiveCount(record: SQSRecord): number {
   const n = Number(record.attributes?.ApproximateReceiveCount ?? '1');
@@ -235,7 +247,11 @@ export function createWorker<Input, Settings extends Record<string, unknown>>(
     const seconds = backoffSeconds(receiveCount(record), settings.retryBaseSeconds, settings.retryMaxSeconds);
     try {
       await sqsClient().send(
-        new ChangeMessageVisibilityCommand({ QueueUrl: env.QUEUE_URL, ReceiptHandle: record.receiptHandle, VisibilityTimeout: seconds }),
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: queueUrlOf(record.eventSourceARN, [env.QUEUE_URL, env.HIGH_QUEUE_URL]),
+          ReceiptHandle: record.receiptHandle,
+          VisibilityTimeout: seconds,
+        }),
       );
     } catch (err) {
       // The message then comes back after the queue's visibility timeout instead.
@@ -252,6 +268,7 @@ export function createWorker<Input, Settings extends Record<string, unknown>>(
         type: definition.name,
         status: 'queued',
         input: message.createInput,
+        priority: message.priority,
         sweepAfterMs: settings.maxQueuedSeconds * 1000,
       });
     }

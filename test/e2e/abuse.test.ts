@@ -2,6 +2,7 @@ import * as http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
+import { PRIORITIES, UPLOAD_PREFIXES, uploadPrefixFor } from '../../lambda/shared/contract';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sharedInstance, useSharedInstance } from './client';
 
@@ -10,7 +11,8 @@ import { sharedInstance, useSharedInstance } from './client';
  * then a seeded random section. Every invalid request must get a 4xx (never a 5xx, never a
  * 2xx) with the API's error body `{ error: { code, message } }`. Requests that are hostile
  * but valid (odd filenames) may succeed; then the object they lead to must stay under
- * `uploads/{jobId}/`. At the end, nothing in the raw bucket lies outside that scheme.
+ * `uploads/{jobId}/` (or `priority-uploads/{jobId}/`, the high lane's prefix). At the end,
+ * nothing in the raw bucket lies outside that scheme.
  *
  * Bounded: about 900 requests, the tests ~10-15 s (plus ~20 s of local-mode start).
  * OFFLOAD_FUZZ_SEED=<n> replays another random section.
@@ -650,10 +652,10 @@ describe('API abuse', () => {
     expect(mine.length, `seed ${SEED}`).toBe(hostileButValid.length);
   });
 
-  it('wrote nothing to the raw bucket outside uploads/{jobId}/{name}', async () => {
+  it('wrote nothing to the raw bucket outside {uploads,priority-uploads}/{jobId}/{name}', async () => {
     // Every object this file caused to be written ran through the worker: wait for those jobs
     // (so no message of ours is left on the thumbnails queue for the next file) and find each
-    // object at exactly uploads/{jobId}/{the job's filename}.
+    // object at exactly <its lane's upload prefix>{jobId}/{the job's filename}.
     const problems: string[] = [];
     // (Generous: on a loaded machine a batch can run over the e2e worker timeout of 5 s and
     // come back after the 30 s visibility timeout.)
@@ -667,10 +669,11 @@ describe('API abuse', () => {
         if (job.status !== 'succeeded' && job.error?.code !== 'retries_exhausted') {
           problems.push(`${c.label}: job ${c.jobId} ${job.status} ${JSON.stringify(job.error)}`);
         }
-        const listed = await s3.send(new ListObjectsV2Command({ Bucket: ctx.outputs.RawBucketName, Prefix: `uploads/${c.jobId}/` }));
+        const prefix = `${uploadPrefixFor(job.priority)}${c.jobId}/`;
+        const listed = await s3.send(new ListObjectsV2Command({ Bucket: ctx.outputs.RawBucketName, Prefix: prefix }));
         const keys = (listed.Contents ?? []).map((o) => o.Key);
-        if (keys.length !== 1 || keys[0] !== `uploads/${c.jobId}/${job.input.filename}`) {
-          problems.push(`${c.label}: objects under uploads/${c.jobId}/: ${JSON.stringify(keys)}, job filename ${show(job.input.filename)}`);
+        if (keys.length !== 1 || keys[0] !== `${prefix}${job.input.filename}`) {
+          problems.push(`${c.label}: objects under ${prefix}: ${JSON.stringify(keys)}, job filename ${show(job.input.filename)}`);
         }
       }),
     );
@@ -689,7 +692,9 @@ describe('API abuse', () => {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     expect(keys.length).toBeGreaterThanOrEqual(uploaded.length);
-    const outside = keys.filter((k) => !EXCLUDED.some((p) => k.startsWith(p))).filter((k) => !/^uploads\/[0-9a-f-]{36}\/[^/]+$/.test(k) || UNSAFE.test(k));
+    // Either lane's prefix (priority.test.ts makes high-priority uploads beside this file).
+    const scheme = new RegExp(`^(${PRIORITIES.map((p) => UPLOAD_PREFIXES[p]).join('|')})[0-9a-f-]{36}/[^/]+$`);
+    const outside = keys.filter((k) => !EXCLUDED.some((p) => k.startsWith(p))).filter((k) => !scheme.test(k) || UNSAFE.test(k));
     expect(outside).toEqual([]);
   });
 });

@@ -119,7 +119,8 @@ describe('chaos', () => {
     // Faults are transient: a job fails only when every allowed attempt was hit.
     for (const j of failed) expect(j.error.code, JSON.stringify(j)).toBe('retries_exhausted');
     expect(succeeded.length).toBeGreaterThan(JOBS * 0.8);
-    const worker = local.eventSources.find((s) => s.config.label === 'thumbnail')!;
+    // The normal lane's event source (the uploads are normal; the high lane is a mapping of its own).
+    const worker = local.eventSources.find((s) => s.config.label === 'thumbnail' && s.config.queueUrl === local.outputs.ThumbnailQueueUrl)!;
     const notifier = local.streamSources[0];
     const faults = worker.stats.faults;
     expect(faults.throw).toBeGreaterThan(0);

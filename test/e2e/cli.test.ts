@@ -156,16 +156,17 @@ describe('offload CLI against local mode', () => {
     expect(fs.readFileSync(pdf).subarray(0, 5).toString('latin1')).toBe('%PDF-');
   });
 
-  it('queues --json: the queue and DLQ of every type, with numbers', async () => {
+  it('queues --json: both lanes and the DLQ of every type, with numbers', async () => {
     const run = await cli(['queues', '--json']);
     expect(run.code, run.stderr).toBe(0);
     const rows = json(run);
-    expect(rows.map((r: any) => r.name)).toEqual(['thumbnail', 'thumbnail-dlq', 'report', 'report-dlq', 'wordcount', 'wordcount-dlq']);
+    expect(rows.map((r: any) => r.name)).toEqual(['thumbnail', 'thumbnail-high', 'thumbnail-dlq', 'report', 'report-high', 'report-dlq', 'wordcount', 'wordcount-high', 'wordcount-dlq']);
     for (const r of rows) {
       for (const k of ['visible', 'inFlight', 'delayed']) expect(Number.isInteger(r[k]), `${r.name}.${k}`).toBe(true);
       expect(r.oldestAgeSeconds === null || typeof r.oldestAgeSeconds === 'number').toBe(true);
     }
     expect(rows[0].url).toBe(ctx.outputs.ThumbnailQueueUrl);
+    expect(rows[1].url).toBe(ctx.outputs.ThumbnailHighQueueUrl);
     const table = await cli(['queues']);
     expect(table.stdout.split('\n')[0]).toMatch(/^QUEUE\s+VISIBLE\s+IN FLIGHT\s+DELAYED\s+OLDEST/);
   });

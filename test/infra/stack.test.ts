@@ -110,11 +110,13 @@ describe('the template as a whole', () => {
 
   it('has exactly the documented outputs', () => {
     const perType = ['thumbnail', 'report'].flatMap((t) => Object.values(queueOutputKeys(t)));
-    expect(perType).toEqual(['ThumbnailQueueUrl', 'ThumbnailDlqUrl', 'ReportQueueUrl', 'ReportDlqUrl']);
+    expect(perType).toEqual(['ThumbnailQueueUrl', 'ThumbnailHighQueueUrl', 'ThumbnailDlqUrl', 'ReportQueueUrl', 'ReportHighQueueUrl', 'ReportDlqUrl']);
     expect(OUTPUT_KEYS).toContain('JobTypes');
     expect(Object.keys(full.json.Outputs).sort()).toEqual([...OUTPUT_KEYS, ...perType].sort());
     expect(full.json.Outputs.JobTypes.Value).toBe('thumbnail,report');
     expect(full.json.Outputs.ThumbnailQueueUrl.Value).toEqual({ Ref: expect.stringMatching(/^ThumbnailQueue/) });
+    expect(full.json.Outputs.ThumbnailHighQueueUrl.Value).toEqual({ Ref: expect.stringMatching(/^ThumbnailHighQueue/) });
+    expect(full.json.Outputs.ReportHighQueueUrl.Value).toEqual({ Ref: expect.stringMatching(/^ReportHighQueue/) });
     expect(full.json.Outputs.ReportDlqUrl.Value).toEqual({ Ref: expect.stringMatching(/^ReportDlq/) });
   });
 
@@ -143,21 +145,29 @@ describe('the template as a whole', () => {
     expect(actionsOn(plain, worker('report'), '/reports/*')).toEqual(['s3:AbortMultipartUpload', 's3:PutObject']);
     expect(actionsOn(plain, worker('report'), '/thumbnails/*')).toEqual([]);
     expect(actionsOn(plain, worker('report'), 'ThumbnailQueue')).toEqual([]);
+    expect(actionsOn(plain, worker('report'), 'ThumbnailHighQueue')).toEqual([]);
+    // The retry backoff (ChangeMessageVisibility) on both of its own lanes.
+    const visibilityOn = statementsOf(plain, worker('thumbnail'))
+      .filter((st) => [st.Action].flat().includes('sqs:ChangeMessageVisibility'))
+      .flatMap((st) => [st.Resource].flat().map((r: any) => r['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, '')));
+    expect([...new Set(visibilityOn)].sort()).toEqual(['ThumbnailHighQueue', 'ThumbnailQueue']);
     expect(actionsOn(plain, worker('report'), `/index/${INDEXES.byType}`)).toEqual(['dynamodb:Query']);
-    // ListBucket only under uploads/.
+    // ListBucket only under the two lanes' upload prefixes.
     const list = statementsOf(plain, worker('thumbnail')).find((st) => st.Action === 's3:ListBucket');
-    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['uploads/*'] } });
+    expect(list.Condition).toEqual({ StringLike: { 's3:prefix': ['priority-uploads/*', 'uploads/*'] } });
+    expect(actionsOn(plain, worker('thumbnail'), '/priority-uploads/*')).toEqual(['s3:GetObject']);
 
     const [, api] = functionByDescription(plain, /^offload API/);
     expect(actionsOf(plain, api)).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 's3:GetObject', 's3:PutObject', 'sqs:SendMessage']);
     expect(actionsOn(plain, api, `/index/${INDEXES.byType}`)).toEqual(['dynamodb:Query']);
     expect(actionsOn(plain, api, '/uploads/*')).toEqual(['s3:PutObject']);
+    expect(actionsOn(plain, api, '/priority-uploads/*')).toEqual(['s3:PutObject']);
     const getObject = statementsOf(plain, api).find((st) => st.Action === 's3:GetObject');
     expect(JSON.stringify(getObject.Resource)).toContain('/reports/*');
     expect(JSON.stringify(getObject.Resource)).toContain('/thumbnails/*');
-    // SendMessage only to the queues of JSON-input types (thumbnail jobs arrive through S3 events).
+    // SendMessage only to the queues (both lanes) of JSON-input types (thumbnail jobs arrive through S3 events).
     const send = statementsOf(plain, api).filter((st) => [st.Action].flat().includes('sqs:SendMessage'));
-    expect(send.map((st) => st.Resource)).toEqual([{ 'Fn::GetAtt': [expect.stringMatching(/^ReportQueue/), 'Arn'] }]);
+    expect(send.flatMap((st) => [st.Resource].flat().map((r: any) => r['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, ''))).sort()).toEqual(['ReportHighQueue', 'ReportQueue']);
 
     const [, notifier] = functionByDescription(plain, /^offload notifier/);
     expect(actionsOf(plain, notifier)).toEqual(
@@ -342,7 +352,7 @@ describe('storage', () => {
     }
   });
 
-  it('sends ObjectCreated under uploads/ to the thumbnails queue, from the bucket itself', () => {
+  it('sends ObjectCreated under uploads/ to the thumbnails queue and under priority-uploads/ to its high queue, from the bucket itself', () => {
     const raw = buckets(plain).find(([, b]) => b.Properties.NotificationConfiguration);
     expect(raw).toBeDefined();
     const [rawId, bucket] = raw!;
@@ -350,16 +360,25 @@ describe('storage', () => {
     expect(qc).toEqual([
       {
         Event: 's3:ObjectCreated:*',
+        Queue: { 'Fn::GetAtt': [expect.stringMatching(/^ThumbnailHighQueue/), 'Arn'] },
+        Filter: { S3Key: { Rules: [{ Name: 'prefix', Value: 'priority-uploads/' }] } },
+      },
+      {
+        Event: 's3:ObjectCreated:*',
         Queue: { 'Fn::GetAtt': [expect.stringMatching(/^ThumbnailQueue/), 'Arn'] },
         Filter: { S3Key: { Rules: [{ Name: 'prefix', Value: 'uploads/' }] } },
       },
     ]);
-    // The bucket waits for the queue policy that lets S3 send, and that policy does not reference the bucket.
-    const queuePolicy = resourcesOfType(plain.json, 'AWS::SQS::QueuePolicy').find(([, p]) =>
-      JSON.stringify(p.Properties.PolicyDocument).includes('s3.amazonaws.com'),
-    )!;
-    expect(bucket.DependsOn).toContain(queuePolicy[0]);
-    expect(JSON.stringify(queuePolicy[1])).not.toContain(rawId);
+    // S3 refuses overlapping prefixes for one event type.
+    const prefixes: string[] = qc.map((c: any) => c.Filter.S3Key.Rules[0].Value);
+    for (const a of prefixes) for (const b of prefixes) if (a !== b) expect(a.startsWith(b), `${a} / ${b}`).toBe(false);
+    // The bucket waits for the queue policies that let S3 send (one per lane), and they do not reference the bucket.
+    const queuePolicies = resourcesOfType(plain.json, 'AWS::SQS::QueuePolicy').filter(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes('s3.amazonaws.com'));
+    expect(queuePolicies.map(([, p]) => p.Properties.Queues[0].Ref.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['ThumbnailHighQueue', 'ThumbnailQueue']);
+    for (const [id, p] of queuePolicies) {
+      expect(bucket.DependsOn).toContain(id);
+      expect(JSON.stringify(p)).not.toContain(rawId);
+    }
   });
 });
 
@@ -367,10 +386,15 @@ describe('queues and workers', () => {
   const queues = (s: Synthesized) => resourcesOfType(s.json, 'AWS::SQS::Queue');
   const workQueues = (s: Synthesized) => queues(s).filter(([, q]) => q.Properties.RedrivePolicy);
 
-  it('has one queue per job type, each with its own DLQ (14 days) after 3 receives, kept maxQueuedSeconds', () => {
-    expect(queues(plain).length).toBe(5); // 2 types x (queue + DLQ) + the notifier's DLQ
+  it('has two queues (lanes) per job type and one DLQ (14 days) for both, after 3 receives, kept maxQueuedSeconds', () => {
+    expect(queues(plain).length).toBe(7); // 2 types x (normal + high + DLQ) + the notifier's DLQ
     const work = workQueues(plain);
-    expect(work.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['ReportQueue', 'ThumbnailQueue']);
+    expect(work.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['ReportHighQueue', 'ReportQueue', 'ThumbnailHighQueue', 'ThumbnailQueue']);
+    const dlqOf = (prefix: string) => work.find(([id]) => id.startsWith(prefix))![1].Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0];
+    // Both lanes of a type share its DLQ (a redrive returns each message to the lane it came from); types do not.
+    expect(dlqOf('ThumbnailHighQueue')).toBe(dlqOf('ThumbnailQueue'));
+    expect(dlqOf('ReportHighQueue')).toBe(dlqOf('ReportQueue'));
+    expect(dlqOf('ThumbnailQueue')).not.toBe(dlqOf('ReportQueue'));
     const dlqIds = new Set(work.map(([, q]) => q.Properties.RedrivePolicy.deadLetterTargetArn['Fn::GetAtt'][0]));
     expect(dlqIds.size).toBe(2);
     for (const [, q] of work) expect(q.Properties.RedrivePolicy.maxReceiveCount).toBe(3);
@@ -379,6 +403,8 @@ describe('queues and workers', () => {
     const custom = workQueues(synth({ maxReceiveCount: '5', 'jobs.report.maxReceiveCount': '2', 'jobs.report.maxQueuedSeconds': '3600' }, { bundle: false }));
     const byId = (prefix: string) => custom.find(([id]) => id.startsWith(prefix))![1].Properties;
     expect(byId('ThumbnailQueue').RedrivePolicy.maxReceiveCount).toBe(5);
+    expect(byId('ReportHighQueue').RedrivePolicy.maxReceiveCount).toBe(2);
+    expect(byId('ReportHighQueue').MessageRetentionPeriod).toBe(3600);
     expect(byId('ThumbnailQueue').MessageRetentionPeriod).toBe(4 * 86400);
     expect(byId('ReportQueue').RedrivePolicy.maxReceiveCount).toBe(2);
     expect(byId('ReportQueue').MessageRetentionPeriod).toBe(3600);
@@ -387,7 +413,7 @@ describe('queues and workers', () => {
   it('encrypts every queue and refuses non-TLS requests', () => {
     for (const [, q] of queues(plain)) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
     const policies = resourcesOfType(plain.json, 'AWS::SQS::QueuePolicy');
-    expect(policies.length).toBe(5);
+    expect(policies.length).toBe(7);
     for (const [, p] of policies) {
       expect(JSON.stringify(p.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
     }
@@ -399,7 +425,7 @@ describe('queues and workers', () => {
     const timeouts = new Map<string, number>();
     for (const [id, fn] of fns) timeouts.set(id, fn.Properties.Timeout);
     const mappings = sqsMappings(s);
-    expect(mappings.length).toBe(2);
+    expect(mappings.length).toBe(4);
     for (const [, m] of mappings) {
       const fnId = m.Properties.FunctionName.Ref;
       const queueId = m.Properties.EventSourceArn['Fn::GetAtt'][0];
@@ -413,18 +439,48 @@ describe('queues and workers', () => {
 
   it('reports partial batch failures, with configurable batch size and maximum concurrency (reports: 2)', () => {
     const mappings = sqsMappings(plain).map(([, m]) => m.Properties);
-    expect(mappings.length).toBe(2);
+    expect(mappings.length).toBe(4);
     for (const m of mappings) expect(m.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
-    const concurrency = mappings.map((m) => m.ScalingConfig.MaximumConcurrency).sort((a, b) => a - b);
-    expect(concurrency).toEqual([2, 20]);
+    /** Each lane's concurrency, by the queue's construct id and the worker it feeds. */
+    const lanes = (s: Synthesized) =>
+      Object.fromEntries(
+        sqsMappings(s).map(([, m]) => [
+          `${m.Properties.EventSourceArn['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, '')} -> ${m.Properties.FunctionName.Ref.replace(/[0-9A-F]{8}$/, '')}`,
+          m.Properties.ScalingConfig.MaximumConcurrency,
+        ]),
+      );
+    // Two event sources on the same worker; the high lane gets twice the normal lane's concurrency by default.
+    expect(lanes(plain)).toEqual({
+      'ThumbnailQueue -> ThumbnailWorkerFunction': 20,
+      'ThumbnailHighQueue -> ThumbnailWorkerFunction': 40,
+      'ReportQueue -> ReportWorkerFunction': 2,
+      'ReportHighQueue -> ReportWorkerFunction': 4,
+    });
+    expect(lanes(synth({ 'jobs.report.highMaxConcurrency': '3', thumbnailMaxConcurrency: '5' }, { bundle: false }))).toMatchObject({
+      'ThumbnailHighQueue -> ThumbnailWorkerFunction': 10,
+      'ReportHighQueue -> ReportWorkerFunction': 3,
+      'ReportQueue -> ReportWorkerFunction': 2,
+    });
     const custom = sqsMappings(
       synth({ thumbnailBatchSize: '10', thumbnailBatchingWindowSeconds: '2', thumbnailMaxConcurrency: '7' }, { bundle: false }),
     ).map(([, m]) => m.Properties);
     expect(custom).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ BatchSize: 10, MaximumBatchingWindowInSeconds: 2, ScalingConfig: { MaximumConcurrency: 7 } }),
+        expect.objectContaining({ BatchSize: 10, MaximumBatchingWindowInSeconds: 2, ScalingConfig: { MaximumConcurrency: 14 } }),
       ]),
     );
+  });
+
+  it('tells each worker both of its lanes, and the API both lanes of every type', () => {
+    const [, thumb] = functionByDescription(plain, /^offload thumbnail worker/);
+    const env = thumb.Properties.Environment.Variables;
+    expect(env.QUEUE_URL).toEqual({ Ref: expect.stringMatching(/^ThumbnailQueue/) });
+    expect(env.HIGH_QUEUE_URL).toEqual({ Ref: expect.stringMatching(/^ThumbnailHighQueue/) });
+    const [, api] = functionByDescription(plain, /^offload API/);
+    const jobTypes = JSON.stringify(api.Properties.Environment.Variables.JOB_TYPES);
+    for (const id of ['ThumbnailQueue', 'ThumbnailHighQueue', 'ReportQueue', 'ReportHighQueue']) expect(jobTypes).toMatch(new RegExp(`"Ref":"${id}[0-9A-F]{8}"`));
+    expect(jobTypes).toContain('highQueueUrl');
   });
 
   it('runs every function on arm64 and the current Node.js runtime, with its own log group and retention', () => {
@@ -569,7 +625,8 @@ describe('notifications and monitoring', () => {
       expect(a.Threshold).toBe(0);
       expect(a.ComparisonOperator).toBe('GreaterThanThreshold');
     }
-    expect(byMetric('ApproximateAgeOfOldestMessage').map((a) => a.Threshold)).toEqual([900, 900]);
+    // Both lanes of each type.
+    expect(byMetric('ApproximateAgeOfOldestMessage').map((a) => a.Threshold)).toEqual([900, 900, 900, 900]);
     expect(byMetric('Errors').length).toBe(5); // 2 workers, API, sweeper, notifier
     expect(byMetric('Throttles').length).toBe(2);
     const alarmTopic = resourcesOfType(plain.json, 'AWS::SNS::Topic').find(([, t]) => t.Properties.DisplayName === 'offload alarms')![0];

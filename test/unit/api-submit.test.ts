@@ -62,10 +62,10 @@ describe('POST /jobs', () => {
     expectNothingDone();
   });
 
-  it('refuses fields beside type and input', async () => {
-    const res = await submit({ type: 'report', input: { from: '2026-01-01', to: '2026-01-02' }, priority: 'high' });
+  it('refuses fields beside type, input and the submit options', async () => {
+    const res = await submit({ type: 'report', input: { from: '2026-01-01', to: '2026-01-02' }, urgent: true });
     expect(res.statusCode).toBe(400);
-    expect(errorOf(res).message).toMatch(/unknown field.*priority/);
+    expect(errorOf(res).message).toMatch(/unknown field.*urgent/);
     expectNothingDone();
   });
 

@@ -83,6 +83,7 @@ describe('JobWatcher', () => {
     createdAt: 't',
     updatedAt: `${status}`,
     attempts: 1,
+    priority: 'normal',
     input: {},
     outputs: [],
     ...extra,

@@ -49,6 +49,27 @@ describe('manual redrive', () => {
     expect(sqs.calls.filter((c) => c.op === 'DeleteMessage').map((c) => c.input)).toEqual(['r1', 'r2', 'r3'].map((r) => ({ QueueUrl: 'dlq', ReceiptHandle: r })));
   });
 
+  it("sends each message back to the lane it came from (its priority attribute or upload key), the high lane when there is one", async () => {
+    const upload = (key: string) => JSON.stringify({ Records: [{ eventName: 'ObjectCreated:Put', s3: { bucket: { name: 'raw' }, object: { key, size: 1 } } }] });
+    const jobId = '3f1c2a4b-5d6e-4f70-8a9b-0c1d2e3f4a5b';
+    const letters = [
+      { MessageId: 'h1', ReceiptHandle: 'rh1', Body: `{"jobId":"${jobId}","type":"report"}`, MessageAttributes: { priority: { DataType: 'String', StringValue: 'high' } } },
+      { MessageId: 'n1', ReceiptHandle: 'rn1', Body: `{"jobId":"${jobId}","type":"report"}`, MessageAttributes: { priority: { DataType: 'String', StringValue: 'normal' } } },
+      { MessageId: 'h2', ReceiptHandle: 'rh2', Body: upload(`priority-uploads/${jobId}/a.jpg`) },
+      { MessageId: 'n2', ReceiptHandle: 'rn2', Body: upload(`uploads/${jobId}/a.jpg`) },
+      { MessageId: 'p', ReceiptHandle: 'rp', Body: 'poison' },
+    ];
+    const run = async (highUrl?: string) => {
+      const batches = [[...letters], []];
+      const sqs = fakeSqs({ ReceiveMessage: () => ({ Messages: batches.shift() }), SendMessage: () => ({}), DeleteMessage: () => ({}), GetQueueAttributes: () => empty });
+      expect(await manualMove(sqs.client, 'reports', 'dlq', 'src', { highUrl })).toMatchObject({ moved: 5, failed: 0 });
+      return sqs.calls.filter((c) => c.op === 'SendMessage').map((c) => c.input.QueueUrl);
+    };
+    expect(await run('high')).toEqual(['high', 'src', 'high', 'src', 'src']);
+    // A stack from before lanes (no high queue output): everything back to the one queue.
+    expect(await run(undefined)).toEqual(['src', 'src', 'src', 'src', 'src']);
+  });
+
   it('looks again when another reader holds messages for a moment, and says what it left behind', async () => {
     const batches = [[], [msg(1)], []];
     let held = 1;

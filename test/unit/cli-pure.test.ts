@@ -85,8 +85,8 @@ describe('job types of the deployed stack', () => {
   });
 
   it("names each type's queue outputs", () => {
-    expect(queueOutputs('thumbnail')).toEqual({ queue: 'ThumbnailQueueUrl', dlq: 'ThumbnailDlqUrl' });
-    expect(queueOutputs('send-email')).toEqual({ queue: 'SendEmailQueueUrl', dlq: 'SendEmailDlqUrl' });
+    expect(queueOutputs('thumbnail')).toEqual({ queue: 'ThumbnailQueueUrl', high: 'ThumbnailHighQueueUrl', dlq: 'ThumbnailDlqUrl' });
+    expect(queueOutputs('send-email')).toEqual({ queue: 'SendEmailQueueUrl', high: 'SendEmailHighQueueUrl', dlq: 'SendEmailDlqUrl' });
   });
 });
 
@@ -238,7 +238,7 @@ describe('progress lines and job summaries', () => {
   });
 
   it('job status texts and output summaries', () => {
-    const base = { jobId: 'j', type: 'thumbnail' as const, createdAt: '', updatedAt: '', attempts: 1, input: {}, outputs: [] };
+    const base = { jobId: 'j', type: 'thumbnail' as const, createdAt: '', updatedAt: '', attempts: 1, priority: 'normal' as const, input: {}, outputs: [] };
     expect(jobStatusText({ ...base, status: 'queued' })).toBe('queued');
     expect(jobStatusText({ ...base, status: 'processing', attempts: 2 })).toBe('processing (attempt 2)');
     expect(jobStatusText({ ...base, status: 'processing', progress: { done: 5, total: 9 } })).toBe('processing (5/9)');

@@ -17,6 +17,8 @@ describe('resolveJobTypeSettings', () => {
       maxReceiveCount: 5,
       ...thumbnail.definition.core,
       ...thumbnail.definition.settings.defaults,
+      // Derived from the type's maxConcurrency (20), not the platform's default one.
+      highMaxConcurrency: 40,
     });
     // The type's own core defaults win over the platform's.
     expect(t.timeoutSeconds).toBe(30);
@@ -30,6 +32,21 @@ describe('resolveJobTypeSettings', () => {
     expect(r).toMatchObject({ timeoutSeconds: 600, memoryMb: 1024, batchSize: 1, maxConcurrency: 2, maxReceiveCount: 5, maxDays: 366 });
     // What the stack resolved is what a worker parses back from its environment.
     expect(parseSettings(report.definition, JSON.parse(JSON.stringify(r)))).toEqual(r);
+  });
+
+  it("gives the high lane twice the normal lane's concurrency unless set, and checks it like the others", () => {
+    expect(resolveJobTypeSettings(nodeWith(), report, platform).highMaxConcurrency).toBe(4);
+    // It follows the normal lane's setting from context...
+    expect(resolveJobTypeSettings(nodeWith({ 'jobs.report.maxConcurrency': '3' }), report, platform).highMaxConcurrency).toBe(6);
+    expect(resolveJobTypeSettings(nodeWith({ reportMaxConcurrency: '700' }), report, platform).highMaxConcurrency).toBe(1000);
+    // ...unless it is set itself.
+    const set = resolveJobTypeSettings(nodeWith({ 'jobs.report.highMaxConcurrency': '9' }), report, platform);
+    expect(set).toMatchObject({ maxConcurrency: 2, highMaxConcurrency: 9 });
+    expect(parseSettings(report.definition, JSON.parse(JSON.stringify(set)))).toEqual(set);
+    expect(() => resolveJobTypeSettings(nodeWith({ 'jobs.report.highMaxConcurrency': '1' }), report, platform)).toThrow(
+      /context jobs\.report\.highMaxConcurrency: "1" is not a whole number from 2 to 1000/,
+    );
+    expect(() => resolveJobTypeSettings(nodeWith({ jobs: { thumbnail: { highMaxConcurrency: 'lots' } } }), thumbnail, platform)).toThrow(/jobs\.thumbnail\.highMaxConcurrency/);
   });
 
   it('takes -c jobs.<type>.<setting>=value (a string from the command line) as a number', () => {

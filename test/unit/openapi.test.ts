@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { builtInJobTypes } from '../../job-types';
 import { ReportInput } from '../../job-types/report/definition';
 import { UploadRequest } from '../../job-types/thumbnail/definition';
+import { SubmitOptions } from '../../lambda/shared/schemas';
 import { jsonSchema, openApiDocument, submitModelSchema } from '../../lib/openapi';
 
 type Json = Record<string, any>;
@@ -44,9 +45,24 @@ describe('openApiDocument (built-in types)', () => {
 
   it("gives each type's routes their body schemas and binary media types", () => {
     const uploads = doc.paths['/uploads'].post.requestBody.content;
-    expect(uploads['application/json'].schema).toEqual(jsonSchema(UploadRequest, 'openapi-3.0'));
+    const options = jsonSchema(SubmitOptions, 'openapi-3.0').properties as Json;
+    // Each route's own fields plus the submit options it takes: uploads only priority (the upload is the trigger).
+    const upload = jsonSchema(UploadRequest, 'openapi-3.0');
+    expect(uploads['application/json'].schema).toEqual({ ...upload, properties: { ...(upload.properties as Json), priority: options.priority } });
     expect(uploads['image/*']).toEqual({ schema: { type: 'string', format: 'binary' } });
-    expect(doc.paths['/reports'].post.requestBody.content['application/json'].schema).toEqual(jsonSchema(ReportInput, 'openapi-3.0'));
+    const report = jsonSchema(ReportInput, 'openapi-3.0');
+    expect(doc.paths['/reports'].post.requestBody.content['application/json'].schema).toEqual({ ...report, properties: { ...(report.properties as Json), ...options } });
+  });
+
+  it('documents the submit options (priority, delaySeconds) and the job fields they give (priority, runAfter)', () => {
+    const [reportVariant] = doc.paths['/jobs'].post.requestBody.content['application/json'].schema.oneOf as Json[];
+    expect(reportVariant.properties.priority).toEqual({ type: 'string', enum: ['high', 'normal'] });
+    expect(reportVariant.properties.delaySeconds).toMatchObject({ type: 'integer', minimum: 0, maximum: 900 });
+    const job = doc.components.schemas.Job;
+    expect(job.required).toContain('priority');
+    expect(job.properties.priority.enum).toEqual(['high', 'normal']);
+    expect(job.properties.runAfter).toMatchObject({ type: 'string', format: 'date-time' });
+    expect(job.properties.startedAt).toMatchObject({ type: 'string', format: 'date-time' });
   });
 
   it('names the registered types wherever a type is an enum', () => {
