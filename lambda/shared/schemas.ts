@@ -22,6 +22,21 @@ export const ListJobsQuery = z.strictObject({
   cursor: z.optional(z.string().check(z.maxLength(4096))),
 });
 
+/** Longest `waitSeconds` of `GET /jobs/{jobId}` (a long-poll; API Gateway ends an integration at 29 s). */
+export const MAX_WAIT_SECONDS = 20;
+
+/** `GET /jobs/{jobId}?waitSeconds=N`: answer as soon as the job is terminal, or after N seconds with its state. */
+export const GetJobQuery = z.object({
+  waitSeconds: z.optional(
+    z.string().check(z.regex(/^(?:[0-9]|1[0-9]|20)$/, `waitSeconds must be a whole number from 0 to ${MAX_WAIT_SECONDS}`)),
+  ),
+});
+
+/** The `Idempotency-Key` header of a submit: 1-255 printable ASCII characters. */
+export const IdempotencyKey = z.string().check(
+  z.regex(/^[\x20-\x7e]{1,255}$/, 'the Idempotency-Key header must be 1 to 255 printable ASCII characters'),
+);
+
 /** A whole-number setting within bounds; context values arrive as strings. */
 export const settingInt = (min: number, max: number) =>
   z.coerce.number().check(z.int(`must be a whole number from ${min} to ${max}`), z.gte(min, `must be at least ${min}`), z.lte(max, `must be at most ${max}`));
