@@ -12,6 +12,9 @@ export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled'] as const;
 export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
 export const isTerminal = (status: string): status is TerminalStatus => (TERMINAL_STATUSES as readonly string[]).includes(status);
 
+/** Longest `waitSeconds` of `GET /jobs/{jobId}` (a long-poll; API Gateway ends an integration at 29 s). */
+export const MAX_WAIT_SECONDS = 20;
+
 /** Job ids are random UUIDs (v4), lower case. */
 export const JOB_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const isJobId = (value: unknown): value is string => typeof value === 'string' && JOB_ID_PATTERN.test(value);

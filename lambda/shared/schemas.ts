@@ -1,6 +1,6 @@
 // zod's tree-shakable build: a few KB in each bundle instead of ~450 KB (cold starts).
 import * as z from 'zod/mini';
-import { JOB_STATUSES } from './contract';
+import { JOB_STATUSES, MAX_WAIT_SECONDS } from './contract';
 import { HttpError } from './errors';
 
 /** `image/JPEG; charset=x` -> `image/jpeg`; `image/jpg` is a common misspelling of `image/jpeg`. */
@@ -22,8 +22,7 @@ export const ListJobsQuery = z.strictObject({
   cursor: z.optional(z.string().check(z.maxLength(4096))),
 });
 
-/** Longest `waitSeconds` of `GET /jobs/{jobId}` (a long-poll; API Gateway ends an integration at 29 s). */
-export const MAX_WAIT_SECONDS = 20;
+export { MAX_WAIT_SECONDS };
 
 /** `GET /jobs/{jobId}?waitSeconds=N`: answer as soon as the job is terminal, or after N seconds with its state. */
 export const GetJobQuery = z.object({
