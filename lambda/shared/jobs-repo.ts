@@ -81,9 +81,10 @@ export const MAX_FILTERED_READS = 300;
  * message cannot process a job twice, and only the invocation that holds a job's lease can
  * finish it.
  *
- *   awaiting_upload | queued --claim--> processing --finish--> succeeded | failed
+ *   awaiting_upload | queued --claim--> processing --finish--> succeeded | failed | cancelled
  *                                 ^          | release (transient error: retried)
  *                                 +----------+
+ *   awaiting_upload | queued --cancel--> cancelled;  processing --cancel--> cancelRequested
  *
  * A claim is also allowed when a previous holder's lease ran out (its invocation died) and
  * for a job that failed with `retries_exhausted` (its message was redriven from the DLQ).
@@ -393,10 +394,22 @@ export class JobsRepo {
 
   /**
    * Fails a job whose deadline passed: only if nothing moved it since it was found (its
-   * `sweepAt` is still the one read, so a claim or release in between wins).
+   * `sweepAt` is still the one read, so a claim or release in between wins). A job with
+   * `cancelRequested` ends `cancelled` instead.
    */
   async sweep(jobId: string, sweepAt: number, error: JobError): Promise<JobRecord | undefined> {
-    return this.failIf(jobId, error, 'sweepAt = :found', { ':found': sweepAt });
+    // A job whose cancellation was asked for (its worker died before it could stop) ends as asked.
+    const now = this.now().toISOString();
+    const cancelled = await this.updateIf({
+      Key: { jobId },
+      UpdateExpression:
+        'SET #s = :cancelled, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, sweepShard, sweepAt',
+      ConditionExpression: 'attribute_exists(jobId) AND sweepAt = :found AND cancelRequested = :yes',
+      ExpressionAttributeNames: { '#s': 'status' },
+      ExpressionAttributeValues: { ':cancelled': 'cancelled', ':now': now, ':none': [], ':found': sweepAt, ':yes': true },
+      ReturnValues: 'ALL_NEW',
+    });
+    return cancelled ?? this.failIf(jobId, error, 'sweepAt = :found', { ':found': sweepAt });
   }
 
   /**

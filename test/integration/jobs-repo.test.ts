@@ -571,6 +571,21 @@ describe('cancellation', () => {
     expect(await repo.cancel('idem#not-a-job')).toEqual({ outcome: 'missing' });
   });
 
+  it('the sweeper ends a processing job whose worker died after a cancel was requested cancelled, not failed', async () => {
+    const jobId = id('7');
+    await repo.create({ jobId, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    const claimed = await repo.claim(jobId, 'w#3', 1000, 1000);
+    await repo.cancel(jobId);
+    advance(5000);
+    const sweepAt = (await repo.get(jobId))!.sweepAt!;
+    expect(claimed.job?.sweepAt).toBe(sweepAt);
+    const swept = await repo.sweep(jobId, sweepAt, ERR);
+    expect(swept).toMatchObject({ status: 'cancelled', cancelRequested: true, outputs: [] });
+    expect(swept).not.toHaveProperty('error');
+    expect(swept).not.toHaveProperty('sweepAt');
+    expect(await repo.sweep(jobId, sweepAt, ERR)).toBeUndefined();
+  });
+
   it('cancels at once a job released back to queued after its cancel was requested', async () => {
     const jobId = id();
     await repo.create({ jobId, type: 'report', status: 'queued', sweepAfterMs: 1000 });
