@@ -17,26 +17,34 @@ const ctx = sharedInstance();
 useSharedInstance('shared');
 let sqs: SQSClient;
 let subscriberUrl: string;
+/** Every report notification (no other file makes reports while this one holds the instance shared). */
+let reportSubscriberUrl: string;
 /** Jobs this file cancels: each must be notified exactly once, as cancelled. */
 const cancelled: string[] = [];
 
-beforeAll(async () => {
-  sqs = new SQSClient(ctx.awsConfig);
-  const q = await sqs.send(new CreateQueueCommand({ QueueName: `e2e-control-subscriber-${Date.now()}` }));
-  subscriberUrl = q.QueueUrl!;
-  const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: subscriberUrl, AttributeNames: ['QueueArn'] }));
+/** A queue subscribed to the completion topic with this filter policy. */
+async function subscriber(name: string, filter: Record<string, string[]>): Promise<string> {
+  const q = await sqs.send(new CreateQueueCommand({ QueueName: `e2e-control-${name}-${Date.now()}` }));
+  const attrs = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: q.QueueUrl!, AttributeNames: ['QueueArn'] }));
   await new SNSClient(ctx.awsConfig).send(
     new SubscribeCommand({
       TopicArn: ctx.outputs.NotificationTopicArn,
       Protocol: 'sqs',
       Endpoint: attrs.Attributes!.QueueArn,
-      Attributes: { RawMessageDelivery: 'true', FilterPolicy: JSON.stringify({ status: ['cancelled'] }) },
+      Attributes: { RawMessageDelivery: 'true', FilterPolicy: JSON.stringify(filter) },
     }),
   );
+  return q.QueueUrl!;
+}
+
+beforeAll(async () => {
+  sqs = new SQSClient(ctx.awsConfig);
+  subscriberUrl = await subscriber('cancelled', { status: ['cancelled'] });
+  reportSubscriberUrl = await subscriber('reports', { type: ['report'] });
 });
 
 afterAll(async () => {
-  await sqs.send(new DeleteQueueCommand({ QueueUrl: subscriberUrl })).catch(() => undefined);
+  for (const url of [subscriberUrl, reportSubscriberUrl]) await sqs.send(new DeleteQueueCommand({ QueueUrl: url })).catch(() => undefined);
 });
 
 /** A wordcount job whose text is unique to this call (so its jobs can be told apart from other files'). */
@@ -107,6 +115,32 @@ describe('cancellation', () => {
     const listed = await ctx.listJobs('type=wordcount&status=cancelled');
     expect(listed.map((j) => j.jobId)).toContain(jobId);
     expect(listed.every((j) => j.status === 'cancelled')).toBe(true);
+  });
+
+  it('cancels a report in whatever state it is caught: the outcome is the one the answer promised, notified once', async () => {
+    // A full year with no uploads: short work, so the cancel may come before, during or after it.
+    const res = await ctx.call('POST', 'reports', { json: { from: '1999-01-01', to: '1999-12-31' } });
+    expect(res.status).toBe(202);
+    const jobId: string = res.json.jobId;
+    await expect.poll(async () => (await ctx.call('GET', `jobs/${jobId}`)).json.status, { timeout: 60_000, interval: 50 }).not.toBe('queued');
+    const del = await ctx.call('DELETE', `jobs/${jobId}`);
+    const ended = (await ctx.call('GET', `jobs/${jobId}?waitSeconds=20`)).json;
+    if (del.status === 409) {
+      // It had finished: nothing to cancel.
+      expect(ended.status).toBe('succeeded');
+      expect(ended.cancelRequested).toBeUndefined();
+    } else {
+      expect(del.status).toBe(202);
+      expect(del.json).toMatchObject({ status: 'processing', cancelRequested: true });
+      // Its worker stopped it, or its work had finished first: one of the two, and only one.
+      expect(['cancelled', 'succeeded']).toContain(ended.status);
+      expect(ended.cancelRequested).toBe(true);
+      if (ended.status === 'cancelled') expect(ended.outputs).toEqual([]);
+    }
+    const seen = await drainNotifications(sqs, reportSubscriberUrl, [jobId], 60_000);
+    const notes = seen.get(jobId)!;
+    expect(new Set(notes.map((n) => n.notificationId))).toEqual(new Set([`${jobId}:${ended.completedAt}`]));
+    expect(notes[0].status).toBe(ended.status);
   });
 
   it('answers 409 for a succeeded job and 404 for an unknown one', async () => {
