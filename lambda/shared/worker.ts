@@ -156,7 +156,7 @@ export async function runJob<Input, Settings>(
   let patch: TerminalPatch;
   let transient: unknown;
   const cancel = new AbortController();
-  const stopWatching = claim.job.cancelRequested ? () => undefined : watchCancel(deps, jobId, cancel, opts.cancelPollMs ?? CANCEL_POLL_MS);
+  const stopWatching = claim.job.cancelRequested ? async () => undefined : watchCancel(deps, jobId, cancel, opts.cancelPollMs ?? CANCEL_POLL_MS);
   const signal = opts.signal ? AbortSignal.any([opts.signal, cancel.signal]) : cancel.signal;
   try {
     if (claim.job.cancelRequested) {
@@ -185,7 +185,8 @@ export async function runJob<Input, Settings>(
       throw err;
     }
   } finally {
-    stopWatching();
+    // No read of the job is in flight once the outcome is written (the terminal write stays the last call).
+    await stopWatching();
   }
 
   // startedAt never changes once set (the first claim sets it), so the claimed record's is the job's.
@@ -197,11 +198,13 @@ export async function runJob<Input, Settings>(
 
 /**
  * Reads the job's `cancelRequested` every `intervalMs` until stopped; aborts `cancel` (with a
- * JobCancelledError) once it is set. A failed read is logged and tried again next time.
+ * JobCancelledError) once it is set. A failed read is logged and tried again next time. The
+ * returned stop resolves once no read is in flight.
  */
-function watchCancel(deps: RunnerDeps, jobId: string, cancel: AbortController, intervalMs: number): () => void {
+function watchCancel(deps: RunnerDeps, jobId: string, cancel: AbortController, intervalMs: number): () => Promise<void> {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let reading: Promise<void> = Promise.resolve();
   const tick = async (): Promise<void> => {
     try {
       if (await deps.repo.isCancelRequested(jobId)) {
@@ -211,12 +214,18 @@ function watchCancel(deps: RunnerDeps, jobId: string, cancel: AbortController, i
     } catch (err) {
       deps.logger.warn('could not read whether the job was cancelled', { jobId, reason: errorMessage(err) });
     }
-    if (!stopped) timer = setTimeout(() => void tick(), intervalMs);
+    if (!stopped) schedule();
   };
-  timer = setTimeout(() => void tick(), intervalMs);
-  return () => {
+  const schedule = () => {
+    timer = setTimeout(() => {
+      reading = tick();
+    }, intervalMs);
+  };
+  schedule();
+  return async () => {
     stopped = true;
     clearTimeout(timer);
+    await reading;
   };
 }
 

@@ -356,6 +356,33 @@ describe('runJob (fake repository)', () => {
       expect(calls.cancelReads).toBe(2);
     });
 
+    it('writes the outcome only once no read of cancelRequested is in flight (the terminal write stays the last call)', async () => {
+      const { deps } = fake();
+      const order: string[] = [];
+      let release!: () => void;
+      deps.repo.isCancelRequested = async () => {
+        order.push('read');
+        await new Promise<void>((r) => (release = r));
+        order.push('read done');
+        return false;
+      };
+      const finish = deps.repo.finish.bind(deps.repo);
+      deps.repo.finish = async (...args) => {
+        order.push('finish');
+        return finish(...args);
+      };
+      let returned = false;
+      const run = runJob(deps, { ...opts(1), cancelPollMs: 1 }, async () => {
+        await expect.poll(() => order).toEqual(['read']);
+        returned = true;
+        return { outputs: [] };
+      });
+      await expect.poll(() => returned).toBe(true);
+      release();
+      expect(await run).toBe('succeeded');
+      expect(order).toEqual(['read', 'read done', 'finish']);
+    });
+
     it("lets the invocation's own timeout signal through as a transient failure, not a cancellation", async () => {
       const { deps, calls } = fake();
       const timeout = new AbortController();
