@@ -28,9 +28,11 @@ export interface ApiDeps {
 export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 /** How often a long-poll reads its job, and a repeated Idempotency-Key its first request's record. */
 export const LONG_POLL_INTERVAL_MS = 400;
-export const IDEMPOTENCY_POLL_MS = 150;
-/** A request with a repeated Idempotency-Key waits at most this long for the first one to finish (then 409). */
-export const IDEMPOTENCY_WAIT_MS = 10_000;
+/** A repeated Idempotency-Key reads its first request's record after this, then 1.5 x longer each time, at most IDEMPOTENCY_POLL_MAX_MS (a burst of repeats must not crowd out the first request's own writes). */
+export const IDEMPOTENCY_POLL_MS = 100;
+export const IDEMPOTENCY_POLL_MAX_MS = 1000;
+/** A request with a repeated Idempotency-Key waits at most this long for the first one to finish (then 409), and never past its function's time. */
+export const IDEMPOTENCY_WAIT_MS = 15_000;
 /** Waits end this long before the function would time out. */
 const TIME_MARGIN_MS = 1500;
 
@@ -139,8 +141,10 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
       if (begun.won) return runOnce(req, route, id, owner);
       let record = begun.record;
       if (record && record.state !== 'released' && record.fingerprint !== fingerprint) throw reused();
+      let pause = IDEMPOTENCY_POLL_MS;
       while (record?.state === 'pending' && (record.lockUntil ?? 0) > deps.now().getTime() && deps.now().getTime() < waitUntil) {
-        await sleep(IDEMPOTENCY_POLL_MS);
+        await sleep(Math.min(pause, Math.max(1, waitUntil - deps.now().getTime())));
+        pause = Math.min(IDEMPOTENCY_POLL_MAX_MS, Math.round(pause * 1.5));
         record = await deps.repo.idemGet(id);
       }
       if (record?.state === 'done') {

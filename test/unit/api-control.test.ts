@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import { IDEMPOTENCY_TTL_SECONDS, IDEMPOTENCY_WAIT_MS, LONG_POLL_INTERVAL_MS } from '../../lambda/api/app';
+import { IDEMPOTENCY_POLL_MAX_MS, IDEMPOTENCY_TTL_SECONDS, IDEMPOTENCY_WAIT_MS, LONG_POLL_INTERVAL_MS } from '../../lambda/api/app';
 import type { JobRecord } from '../../lambda/shared/model';
 import { apiHarness, errorOf, FIXED_NOW, type ApiHarness } from './fixtures/api-harness';
 
@@ -183,6 +183,9 @@ describe('Idempotency-Key', () => {
     expect(second.statusCode).toBe(409);
     expect(errorOf(second).code).toBe('conflict');
     expect(h.elapsed()).toBeGreaterThanOrEqual(IDEMPOTENCY_WAIT_MS);
+    // It read the first request's record less and less often: 100 ms, then x1.5 up to a second.
+    expect(h.slept.slice(0, 4)).toEqual([100, 150, 225, 338]);
+    expect(Math.max(...h.slept)).toBe(IDEMPOTENCY_POLL_MAX_MS);
     open();
     expect((await first).statusCode).toBe(202);
 
