@@ -32,7 +32,7 @@ export const LONG_POLL_INTERVAL_MS = 400;
 export const IDEMPOTENCY_POLL_MS = 100;
 export const IDEMPOTENCY_POLL_MAX_MS = 1000;
 /** A request with a repeated Idempotency-Key waits at most this long for the first one to finish (then 409), and never past its function's time. */
-export const IDEMPOTENCY_WAIT_MS = 15_000;
+export const IDEMPOTENCY_WAIT_MS = 20_000;
 /** Waits end this long before the function would time out. */
 const TIME_MARGIN_MS = 1500;
 
