@@ -1,3 +1,4 @@
+import { isTerminal, MAX_WAIT_SECONDS } from '../lambda/shared/contract';
 import type { JobView } from '../lambda/shared/model';
 
 /** A job as `GET /jobs/{jobId}` returns it: the API's own view type. */
@@ -126,8 +127,10 @@ export class ApiClient {
     return this.request('POST', 'uploads', body);
   }
 
-  getJob(jobId: string): Promise<Job> {
-    return this.request('GET', `jobs/${encodeURIComponent(jobId)}`);
+  /** One job; with `waitSeconds` (0..20) a long-poll: the API answers as soon as the job is terminal, or after that long. */
+  getJob(jobId: string, opts: { waitSeconds?: number } = {}): Promise<Job> {
+    const wait = opts.waitSeconds ? `?waitSeconds=${Math.max(0, Math.min(MAX_WAIT_SECONDS, Math.round(opts.waitSeconds)))}` : '';
+    return this.request('GET', `jobs/${encodeURIComponent(jobId)}${wait}`);
   }
 
   listJobs(query: ListJobsQuery): Promise<{ jobs: Job[]; nextCursor?: string | null }> {
@@ -142,4 +145,4 @@ export class ApiClient {
   }
 }
 
-export const isTerminal = (status: string): boolean => status === 'succeeded' || status === 'failed';
+export { isTerminal };

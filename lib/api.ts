@@ -105,8 +105,11 @@ export class Api extends Construct {
       }
       return r;
     };
+    // Every submit takes an optional Idempotency-Key (checked by the function: 1-255 printable ASCII).
+    const submitParameters = { 'method.request.header.Idempotency-Key': false };
     resource('/jobs').addMethod('POST', integration, {
       operationName: 'SubmitJob',
+      requestParameters: submitParameters,
       requestValidator: validator,
       requestModels: { 'application/json': model('SubmitRequest', submitModelSchema()) },
     });
@@ -121,6 +124,10 @@ export class Api extends Construct {
     });
     resource('/jobs/{jobId}').addMethod('GET', integration, {
       operationName: 'GetJob',
+      requestParameters: { 'method.request.path.jobId': true, 'method.request.querystring.waitSeconds': false },
+    });
+    resource('/jobs/{jobId}').addMethod('DELETE', integration, {
+      operationName: 'CancelJob',
       requestParameters: { 'method.request.path.jobId': true },
     });
     // The OpenAPI document holds nothing secret: no key needed.
@@ -129,6 +136,7 @@ export class Api extends Construct {
       for (const route of type.routes ?? []) {
         resource(route.path).addMethod(route.method, integration, {
           operationName: route.operationName,
+          ...(route.method === 'POST' ? { requestParameters: submitParameters } : {}),
           ...(route.body
             ? { requestValidator: validator, requestModels: { 'application/json': model(`${route.operationName}Request`, jsonSchema(route.body, 'draft-04')) } }
             : {}),

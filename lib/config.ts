@@ -23,7 +23,7 @@ export interface OffloadConfig {
   /** Days a message is kept in a dead-letter queue (max 14). */
   dlqRetentionDays: number;
 
-  /** API function. */
+  /** API function. Its timeout bounds long-polls (`GET /jobs/{jobId}?waitSeconds=`, at most 20 s): keep it above 21 s for the full wait (API Gateway's integration limit is 29 s). */
   apiTimeoutSeconds: number;
   apiMemoryMb: number;
   /** Lifetime of presigned upload and download URLs. */
@@ -55,7 +55,7 @@ export const DEFAULT_CONFIG: Readonly<OffloadConfig> = Object.freeze({
   maxReceiveCount: 3,
   dlqRetentionDays: 14,
 
-  apiTimeoutSeconds: 10,
+  apiTimeoutSeconds: 25,
   apiMemoryMb: 512,
   presignTtlSeconds: 900,
   jobTtlDays: 90,

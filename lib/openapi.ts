@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { JOB_STATUSES, PRIORITIES } from '../lambda/shared/contract';
 import type { AnyJobType } from '../lambda/shared/job-type';
-import { SubmitOptions, SubmitRequest } from '../lambda/shared/schemas';
+import { IdempotencyKey, MAX_WAIT_SECONDS, SubmitOptions, SubmitRequest } from '../lambda/shared/schemas';
 
 type Json = Record<string, unknown>;
 
@@ -15,6 +15,17 @@ export function jsonSchema(schema: z.ZodMiniType, target: 'draft-04' | 'openapi-
 const error = { $ref: '#/components/schemas/Error' };
 const errorResponses = (...codes: number[]): Json =>
   Object.fromEntries(codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: error } } }]));
+
+/** The `Idempotency-Key` header every submit (POST) route takes. */
+const idempotencyKey = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    'Makes the submit safe to retry: a repeat with the same key and the same request within 24 h gets the first 2xx response again (header Idempotent-Replayed: true) and makes no second job; the same key on a different request is a 422 idempotency_key_reused. Scoped per API key.',
+  schema: jsonSchema(IdempotencyKey, 'openapi-3.0'),
+};
+const replayed = { 'Idempotent-Replayed': { description: '`true` when this is the remembered response of an earlier request with the same Idempotency-Key', schema: { type: 'string', enum: ['true'] } } };
 
 /**
  * The OpenAPI 3 document of the HTTP API, from the same zod schemas the handlers validate
@@ -38,8 +49,12 @@ export function openApiDocument(types: readonly AnyJobType[]): Json {
       post: {
         operationId: 'SubmitJob',
         summary: 'Submit a job of any JSON-input type; 202 with its id at once',
+        parameters: [idempotencyKey],
         requestBody: { required: true, content: { 'application/json': { schema: jobSubmit } } },
-        responses: { '202': { description: 'queued', content: { 'application/json': { schema: { $ref: '#/components/schemas/Accepted' } } } }, ...errorResponses(400, 403, 415, 429) },
+        responses: {
+          '202': { description: 'queued', headers: replayed, content: { 'application/json': { schema: { $ref: '#/components/schemas/Accepted' } } } },
+          ...errorResponses(400, 403, 409, 415, 422, 429),
+        },
       },
       get: {
         operationId: 'ListJobs',
@@ -66,9 +81,19 @@ export function openApiDocument(types: readonly AnyJobType[]): Json {
     '/jobs/{jobId}': {
       get: {
         operationId: 'GetJob',
-        summary: 'One job',
+        summary: 'One job; with waitSeconds, a long-poll: answers as soon as the job is terminal, or after that many seconds with its state',
+        parameters: [
+          { name: 'jobId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
+          { name: 'waitSeconds', in: 'query', schema: { type: 'integer', minimum: 0, maximum: MAX_WAIT_SECONDS, default: 0 } },
+        ],
+        responses: { '200': { description: 'the job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } }, ...errorResponses(400, 403, 404, 429) },
+      },
+      delete: {
+        operationId: 'CancelJob',
+        summary:
+          'Cancel a job: one not started (awaiting_upload, queued) is cancelled at once; a processing one gets cancelRequested and its worker stops it (it ends cancelled, or succeeded if the work finished first); 409 once it is finished',
         parameters: [{ name: 'jobId', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-        responses: { '200': { description: 'the job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } }, ...errorResponses(403, 404, 429) },
+        responses: { '202': { description: 'the job after the request', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } }, ...errorResponses(403, 404, 409, 429) },
       },
     },
     '/openapi.json': { get: { operationId: 'OpenApi', summary: 'This document (no API key needed)', security: [], responses: { '200': { description: 'OpenAPI 3' } } } },
@@ -83,8 +108,13 @@ export function openApiDocument(types: readonly AnyJobType[]): Json {
         operationId: r.operationName,
         summary: r.summary,
         tags: [t.name],
+        ...(r.method === 'POST' ? { parameters: [idempotencyKey] } : {}),
         ...(Object.keys(content).length ? { requestBody: { required: true, content } } : {}),
-        responses: { '201': { description: 'created' }, '202': { description: 'accepted' }, ...errorResponses(400, 403, 413, 415, 429) },
+        responses: {
+          '201': { description: 'created', headers: replayed },
+          '202': { description: 'accepted', headers: replayed },
+          ...errorResponses(400, 403, 413, 415, ...(r.method === 'POST' ? [409, 422] : []), 429),
+        },
       };
     }
   }
@@ -131,6 +161,7 @@ export function openApiDocument(types: readonly AnyJobType[]): Json {
             },
             progress: { type: 'object', properties: { done: { type: 'integer' }, total: { type: 'integer' } } },
             error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+            cancelRequested: { type: 'boolean', enum: [true], description: 'cancellation was asked for while the job was processing' },
           },
         },
       },

@@ -74,7 +74,8 @@ export async function report(ctx: CliContext, opts: ReportOptions): Promise<numb
       if (job.progress) line.update(job.progress.done, job.progress.total);
       line.status(jobStatusText(job));
     },
-    { timeoutMs: (opts.timeout ?? 0) * 1000 },
+    // Long-polls of 5 s: the progress bar moves at least that often.
+    { timeoutMs: (opts.timeout ?? 0) * 1000, waitSeconds: 5 },
   );
   let job: Job;
   try {
@@ -83,8 +84,12 @@ export async function report(ctx: CliContext, opts: ReportOptions): Promise<numb
     progress.stop();
   }
 
-  if (job.status === 'failed') {
-    term.error(`report job ${job.jobId} failed: ${job.error?.code ?? 'unknown'}: ${job.error?.message ?? ''}`.trimEnd());
+  if (job.status === 'failed' || job.status === 'cancelled') {
+    term.error(
+      job.status === 'cancelled'
+        ? `report job ${job.jobId} was cancelled`
+        : `report job ${job.jobId} failed: ${job.error?.code ?? 'unknown'}: ${job.error?.message ?? ''}`.trimEnd(),
+    );
     if (opts.json) term.json(job);
     return EXIT_FAILURE;
   }

@@ -116,6 +116,10 @@ export async function upload(ctx: CliContext, args: string[], opts: UploadOption
       exit = EXIT_FAILURE;
       term.error(`${r.file}: job ${r.job.jobId} failed: ${r.job.error?.code ?? 'unknown'}: ${r.job.error?.message ?? ''}`.trimEnd());
     }
+    if (r.job?.status === 'cancelled') {
+      exit = EXIT_FAILURE;
+      term.error(`${r.file}: job ${r.job.jobId} was cancelled`);
+    }
   }
 
   if (opts.json) {

@@ -27,7 +27,7 @@ export interface ReportSummary {
   to: string;
   /** Every record fed in, including those whose createdAt falls outside from..to. */
   total: number;
-  /** status -> count. The five job statuses are always present (zero-filled). */
+  /** status -> count. Every job status is always present (zero-filled). */
   byStatus: Record<string, number>;
   /** Sum of UploadRecord.bytes (input sizes). */
   bytesIn: number;

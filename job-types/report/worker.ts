@@ -26,6 +26,7 @@ export const handler = createWorker(definition, async ({ job, input, signal, pro
 
   let csvStream: PassThrough | undefined;
   let csvUpload: Promise<number> | undefined;
+  let abortCsv = async (): Promise<void> => undefined;
   const csvKey = outputKey('report.csv');
   if (formats.includes('csv')) {
     csvStream = new PassThrough();
@@ -36,18 +37,29 @@ export const handler = createWorker(definition, async ({ job, input, signal, pro
       params: { Bucket: resultsBucket, Key: csvKey, Body: csvStream, ContentType: 'text/csv; charset=utf-8' },
     });
     csvUpload = upload.done().then(() => bytes);
+    abortCsv = () => upload.abort().catch(() => undefined);
     // Surface an upload failure even while buildReport is still writing.
     csvUpload.catch((err: unknown) => csvStream?.destroy(err as Error));
   }
 
-  const report = await buildReport(mapUploads(uploads, signal), {
-    from,
-    to,
-    formats,
-    csv: csvStream,
-    progressEvery: 5000,
-    onProgress: (done) => progress(done),
-  });
+  let report: Awaited<ReturnType<typeof buildReport>>;
+  try {
+    report = await buildReport(mapUploads(uploads, signal), {
+      from,
+      to,
+      formats,
+      csv: csvStream,
+      progressEvery: 5000,
+      onProgress: (done) => progress(done),
+    });
+    // Cancelled (or out of time) while the rows were read: stop before storing anything more.
+    signal.throwIfAborted();
+  } catch (err) {
+    // The CSV's multipart upload stops with the work (no parts are left behind).
+    csvStream?.destroy();
+    await abortCsv();
+    throw err;
+  }
   if (csvUpload) {
     const bytes = await csvUpload;
     outputs.push({ name: 'csv', format: 'csv', contentType: 'text/csv', bytes, key: csvKey });

@@ -90,7 +90,7 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
     const headers = lowerCaseHeaders(event.headers);
     let response: ApiResponse;
     try {
-      response = await api.handle(toRequest(event, headers));
+      response = await api.handle(toRequest(event, headers, context));
     } catch (err) {
       logger.error('request failed', { error: err as Error, path: event.path, method: event.httpMethod });
       response = errorResponse(500, 'internal_error', `internal error (request ${context.awsRequestId})`);
@@ -111,7 +111,7 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
   };
 }
 
-function toRequest(event: APIGatewayProxyEvent, headers: Record<string, string>): ApiRequest {
+function toRequest(event: APIGatewayProxyEvent, headers: Record<string, string>, context: Context): ApiRequest {
   const body =
     event.body === null || event.body === undefined
       ? undefined
@@ -129,6 +129,8 @@ function toRequest(event: APIGatewayProxyEvent, headers: Record<string, string>)
     headers,
     body,
     baseUrl: baseUrl(event, headers),
+    apiKeyId: event.requestContext?.identity?.apiKeyId ?? undefined,
+    remainingMs: () => context.getRemainingTimeInMillis(),
   };
 }
 
@@ -151,8 +153,11 @@ function lowerCaseHeaders(headers: APIGatewayProxyEvent['headers']): Record<stri
   return out;
 }
 
+/** A browser script may read these response headers besides the safelisted ones. */
+const EXPOSED_HEADERS = 'Idempotent-Replayed';
+
 function corsHeaders(corsOrigins: string[], origin: string | undefined): Record<string, string> {
-  if (corsOrigins.includes('*')) return { 'Access-Control-Allow-Origin': '*' };
-  if (origin && corsOrigins.includes(origin)) return { 'Access-Control-Allow-Origin': origin, Vary: 'Origin' };
+  if (corsOrigins.includes('*')) return { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': EXPOSED_HEADERS };
+  if (origin && corsOrigins.includes(origin)) return { 'Access-Control-Allow-Origin': origin, 'Access-Control-Expose-Headers': EXPOSED_HEADERS, Vary: 'Origin' };
   return {};
 }

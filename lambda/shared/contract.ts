@@ -5,11 +5,15 @@
  */
 
 /** The life of a job. */
-export const JOB_STATUSES = ['awaiting_upload', 'queued', 'processing', 'succeeded', 'failed'] as const;
+export const JOB_STATUSES = ['awaiting_upload', 'queued', 'processing', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_STATUSES = ['succeeded', 'failed'] as const;
+/** Statuses a job never leaves (a `failed` `retries_exhausted` job runs again only when its dead letter is redriven). */
+export const TERMINAL_STATUSES = ['succeeded', 'failed', 'cancelled'] as const;
 export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
 export const isTerminal = (status: string): status is TerminalStatus => (TERMINAL_STATUSES as readonly string[]).includes(status);
+
+/** Longest `waitSeconds` of `GET /jobs/{jobId}` (a long-poll; API Gateway ends an integration at 29 s). */
+export const MAX_WAIT_SECONDS = 20;
 
 /** Job ids are random UUIDs (v4), lower case. */
 export const JOB_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -17,6 +21,12 @@ export const isJobId = (value: unknown): value is string => typeof value === 'st
 
 /** A job type's name: what `POST /jobs {"type"}` takes, and the root of its queue, output and setting names. */
 export const JOB_TYPE_NAME_PATTERN = /^[a-z][a-z0-9-]{1,30}[a-z0-9]$/;
+
+/**
+ * Items of the jobs table that are not jobs have a key with this prefix and no `type` (so no
+ * index holds them): `idem#<sha256>`, a remembered Idempotency-Key (see JobsRepo.idemBegin).
+ */
+export const IDEMPOTENCY_KEY_PREFIX = 'idem#';
 
 /** Indexes of the jobs table. */
 export const INDEXES = {

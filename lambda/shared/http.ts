@@ -9,6 +9,10 @@ export interface ApiRequest {
   body: Buffer | undefined;
   /** Base URL of the API as the client called it, ending in `/`. */
   baseUrl: string;
+  /** The id of the API key the request was made with (API Gateway's `requestContext.identity.apiKeyId`): the scope of Idempotency-Keys. */
+  apiKeyId?: string;
+  /** Milliseconds left before the function times out (waits end before it). */
+  remainingMs?(): number;
 }
 
 export interface ApiResponse {

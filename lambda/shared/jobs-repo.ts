@@ -10,7 +10,7 @@ import {
   type QueryCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { DEFAULT_PRIORITY, INDEXES, isJobId, SWEEP_SHARDS, type Priority } from './contract';
+import { DEFAULT_PRIORITY, INDEXES, isJobId, isTerminal, SWEEP_SHARDS, type Priority } from './contract';
 import type { JobError, JobProgress, JobRecord, JobStatus, StoredOutput } from './model';
 
 export interface NewJob {
@@ -30,13 +30,37 @@ export interface NewJob {
 export type ClaimResult = { claimed: true; job: JobRecord } | { claimed: false; job: JobRecord | undefined };
 
 export interface TerminalPatch {
-  status: 'succeeded' | 'failed';
+  status: 'succeeded' | 'failed' | 'cancelled';
   outputs?: StoredOutput[];
   error?: JobError;
   /** Replaces the job's input (a worker that learnt facts about it, e.g. an image's dimensions). */
   input?: Record<string, unknown>;
   /** When the claim started the job (the claimed record's startedAt): gives processingMs. */
   startedAt?: string;
+}
+
+/** What `cancel` did: see JobsRepo.cancel. */
+export type CancelResult =
+  | { outcome: 'cancelled' | 'requested' | 'terminal'; job: JobRecord }
+  | { outcome: 'missing'; job?: undefined };
+
+/**
+ * A remembered Idempotency-Key (an item of the jobs table keyed `idem#<sha256>`, with no
+ * `type` or `status`, so no index, list or notification ever sees it).
+ */
+export interface IdempotencyRecord {
+  /** `pending`: its first request is running; `done`: `response` is the answer to replay; `released`: the first request failed, the key is free. */
+  state: 'pending' | 'done' | 'released';
+  /** What the request was (method, route, body...): a repeat must match it. */
+  fingerprint: string;
+  /** Which request holds a pending key (only it completes or releases it). */
+  owner: string;
+  /** Epoch ms after which a pending key's holder is taken for dead (another request may take it over). */
+  lockUntil?: number;
+  /** The first request's response, as JSON (`{ statusCode, headers, body }`). */
+  response?: string;
+  /** TTL (epoch seconds). */
+  expiresAt: number;
 }
 
 export interface ListQuery {
@@ -61,9 +85,10 @@ export const MAX_FILTERED_READS = 300;
  * message cannot process a job twice, and only the invocation that holds a job's lease can
  * finish it.
  *
- *   awaiting_upload | queued --claim--> processing --finish--> succeeded | failed
+ *   awaiting_upload | queued --claim--> processing --finish--> succeeded | failed | cancelled
  *                                 ^          | release (transient error: retried)
  *                                 +----------+
+ *   awaiting_upload | queued --cancel--> cancelled;  processing --cancel--> cancelRequested
  *
  * A claim is also allowed when a previous holder's lease ran out (its invocation died) and
  * for a job that failed with `retries_exhausted` (its message was redriven from the DLQ).
@@ -243,6 +268,127 @@ export class JobsRepo {
     });
   }
 
+  /**
+   * Cancels a job: one not started yet (`awaiting_upload` or `queued`) becomes `cancelled` at
+   * once (terminal: no claim takes it any more, so its message is acknowledged without work
+   * and a late upload does not revive it); a `processing` one gets `cancelRequested`, which
+   * its worker polls (it then ends the job `cancelled`, or `succeeded` if the work finished
+   * first: its terminal write is conditional on its lease). A finished job is left as it is
+   * (`terminal`). Each step is a conditional write; when the job moved on in between (e.g. a
+   * release back to `queued`), it tries again on the state it finds.
+   */
+  async cancel(jobId: string): Promise<CancelResult> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const now = this.now().toISOString();
+      let old: JobRecord | undefined;
+      try {
+        const out = await this.doc.send(
+          new UpdateCommand({
+            TableName: this.table,
+            Key: { jobId },
+            UpdateExpression:
+              'SET #s = :cancelled, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, sweepShard, sweepAt',
+            ConditionExpression: 'attribute_exists(#t) AND #s IN (:awaiting, :queued)',
+            ExpressionAttributeNames: { '#s': 'status', '#t': 'type' },
+            ExpressionAttributeValues: { ':cancelled': 'cancelled', ':awaiting': 'awaiting_upload', ':queued': 'queued', ':now': now, ':none': [] },
+            ReturnValues: 'ALL_NEW',
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        );
+        return { outcome: 'cancelled', job: out.Attributes as JobRecord };
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
+        old = err.Item ? (unmarshallLoose(err.Item) as unknown as JobRecord) : await this.get(jobId);
+      }
+      if (!old?.type) return { outcome: 'missing' };
+      if (isTerminal(old.status)) return { outcome: 'terminal', job: old };
+      if (old.status !== 'processing') continue;
+      const requested = await this.updateIf({
+        Key: { jobId },
+        UpdateExpression: 'SET cancelRequested = :yes, updatedAt = :now',
+        ConditionExpression: '#s = :processing',
+        ExpressionAttributeNames: { '#s': 'status' },
+        ExpressionAttributeValues: { ':yes': true, ':now': now, ':processing': 'processing' },
+        ReturnValues: 'ALL_NEW',
+      });
+      if (requested) return { outcome: 'requested', job: requested };
+    }
+    throw new Error(`job ${jobId} kept changing while it was being cancelled`);
+  }
+
+  /** Whether cancellation was asked for (a consistent read of one attribute: what a worker polls while it works). */
+  async isCancelRequested(jobId: string): Promise<boolean> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.table, Key: { jobId }, ConsistentRead: true, ProjectionExpression: 'cancelRequested' }),
+    );
+    return out.Item?.cancelRequested === true;
+  }
+
+  /**
+   * Takes an Idempotency-Key for one request (`id` is `idem#<sha256>`): a conditional put of
+   * a `pending` record, which succeeds when the key is new, expired (TTL deletion lags),
+   * released by a request that failed, or held by a request that died (`lockUntil` passed).
+   * Otherwise it returns the record that holds the key.
+   */
+  async idemBegin(
+    id: string,
+    take: { fingerprint: string; owner: string; lockMs: number; ttlSeconds: number },
+  ): Promise<{ won: true } | { won: false; record: IdempotencyRecord | undefined }> {
+    const nowMs = this.now().getTime();
+    const nowSec = Math.floor(nowMs / 1000);
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.table,
+          Item: {
+            jobId: id,
+            idemState: 'pending',
+            idemFingerprint: take.fingerprint,
+            idemOwner: take.owner,
+            idemLockUntil: nowMs + take.lockMs,
+            expiresAt: nowSec + take.ttlSeconds,
+          },
+          ConditionExpression:
+            'attribute_not_exists(jobId) OR expiresAt < :nowSec OR idemState = :released OR (idemState = :pending AND idemLockUntil < :nowMs)',
+          ExpressionAttributeValues: { ':nowSec': nowSec, ':nowMs': nowMs, ':released': 'released', ':pending': 'pending' },
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+      return { won: true };
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      return { won: false, record: err.Item ? idemRecord(unmarshallLoose(err.Item)) : await this.idemGet(id) };
+    }
+  }
+
+  /** The record of an Idempotency-Key (consistent read), or undefined (none, or expired). */
+  async idemGet(id: string): Promise<IdempotencyRecord | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.table, Key: { jobId: id }, ConsistentRead: true }));
+    const record = out.Item ? idemRecord(out.Item) : undefined;
+    return record && record.expiresAt >= Math.floor(this.now().getTime() / 1000) ? record : undefined;
+  }
+
+  /** Stores the response of the request that holds the key; false if it does not hold it any more. */
+  async idemComplete(id: string, owner: string, response: string): Promise<boolean> {
+    const done = await this.updateIf({
+      Key: { jobId: id },
+      UpdateExpression: 'SET idemState = :done, idemResponse = :r REMOVE idemLockUntil',
+      ConditionExpression: 'idemOwner = :owner AND idemState = :pending',
+      ExpressionAttributeValues: { ':done': 'done', ':r': response, ':owner': owner, ':pending': 'pending' },
+    });
+    return done !== undefined;
+  }
+
+  /** Frees the key after its request failed (nothing is remembered for it), so a retry runs. */
+  async idemRelease(id: string, owner: string): Promise<void> {
+    await this.updateIf({
+      Key: { jobId: id },
+      UpdateExpression: 'SET idemState = :released REMOVE idemLockUntil',
+      ConditionExpression: 'idemOwner = :owner AND idemState = :pending',
+      ExpressionAttributeValues: { ':released': 'released', ':owner': owner, ':pending': 'pending' },
+    });
+  }
+
   /** Unfinished jobs of one sweep partition whose deadline passed before `nowMs`, oldest first. */
   async *due(shard: string, nowMs: number): AsyncGenerator<Pick<JobRecord, 'jobId' | 'type' | 'status' | 'sweepAt'>> {
     yield* this.queryAll({
@@ -254,10 +400,22 @@ export class JobsRepo {
 
   /**
    * Fails a job whose deadline passed: only if nothing moved it since it was found (its
-   * `sweepAt` is still the one read, so a claim or release in between wins).
+   * `sweepAt` is still the one read, so a claim or release in between wins). A job with
+   * `cancelRequested` ends `cancelled` instead.
    */
   async sweep(jobId: string, sweepAt: number, error: JobError): Promise<JobRecord | undefined> {
-    return this.failIf(jobId, error, 'sweepAt = :found', { ':found': sweepAt });
+    // A job whose cancellation was asked for (its worker died before it could stop) ends as asked.
+    const now = this.now().toISOString();
+    const cancelled = await this.updateIf({
+      Key: { jobId },
+      UpdateExpression:
+        'SET #s = :cancelled, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, sweepShard, sweepAt',
+      ConditionExpression: 'attribute_exists(jobId) AND sweepAt = :found AND cancelRequested = :yes',
+      ExpressionAttributeNames: { '#s': 'status' },
+      ExpressionAttributeValues: { ':cancelled': 'cancelled', ':now': now, ':none': [], ':found': sweepAt, ':yes': true },
+      ReturnValues: 'ALL_NEW',
+    });
+    return cancelled ?? this.failIf(jobId, error, 'sweepAt = :found', { ':found': sweepAt });
   }
 
   /**
@@ -437,6 +595,17 @@ function decodeCursor(cursor: string | undefined, types: string[]): Record<strin
     positions[type] = { jobId: k.jobId, type, createdAt: k.createdAt };
   }
   return positions;
+}
+
+function idemRecord(item: Record<string, unknown>): IdempotencyRecord {
+  return {
+    state: item.idemState as IdempotencyRecord['state'],
+    fingerprint: String(item.idemFingerprint ?? ''),
+    owner: String(item.idemOwner ?? ''),
+    ...(typeof item.idemLockUntil === 'number' ? { lockUntil: item.idemLockUntil } : {}),
+    ...(typeof item.idemResponse === 'string' ? { response: item.idemResponse } : {}),
+    expiresAt: Number(item.expiresAt ?? 0),
+  };
 }
 
 /** ALL_OLD on a failed condition comes back marshalled (AttributeValue map). */

@@ -52,6 +52,8 @@ export interface JobRecord {
   startedAt?: string;
   completedAt?: string;
   processingMs?: number;
+  /** Set by `DELETE /jobs/{jobId}` while the job was processing: its worker aborts the work and ends it `cancelled`. */
+  cancelRequested?: boolean;
   /** Claim of the invocation that is processing the job, and until when it holds. */
   leaseOwner?: string;
   leaseUntil?: number;
@@ -101,6 +103,8 @@ export interface JobView {
   progress?: JobProgress;
   completedAt?: string;
   error?: JobError;
+  /** Cancellation was asked for while the job was processing (it then ends `cancelled`, or `succeeded` if the work finished first). */
+  cancelRequested?: true;
   /** A report's range and formats (kept from the first API). */
   params?: { from: string; to: string; formats: string[] };
 }

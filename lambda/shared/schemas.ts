@@ -1,6 +1,6 @@
 // zod's tree-shakable build: a few KB in each bundle instead of ~450 KB (cold starts).
 import * as z from 'zod/mini';
-import { DEFAULT_PRIORITY, JOB_STATUSES, MAX_DELAY_SECONDS, PRIORITIES, type Priority } from './contract';
+import { DEFAULT_PRIORITY, JOB_STATUSES, MAX_DELAY_SECONDS, MAX_WAIT_SECONDS, PRIORITIES, type Priority } from './contract';
 import { HttpError } from './errors';
 
 /** `image/JPEG; charset=x` -> `image/jpeg`; `image/jpg` is a common misspelling of `image/jpeg`. */
@@ -79,6 +79,20 @@ export const ListJobsQuery = z.strictObject({
   limit: z._default(z.coerce.number().check(z.int(), z.minimum(1), z.maximum(100)), 20),
   cursor: z.optional(z.string().check(z.maxLength(4096))),
 });
+
+export { MAX_WAIT_SECONDS };
+
+/** `GET /jobs/{jobId}?waitSeconds=N`: answer as soon as the job is terminal, or after N seconds with its state. */
+export const GetJobQuery = z.object({
+  waitSeconds: z.optional(
+    z.string().check(z.regex(/^(?:[0-9]|1[0-9]|20)$/, `waitSeconds must be a whole number from 0 to ${MAX_WAIT_SECONDS}`)),
+  ),
+});
+
+/** The `Idempotency-Key` header of a submit: 1-255 printable ASCII characters. */
+export const IdempotencyKey = z.string().check(
+  z.regex(/^[\x20-\x7e]{1,255}$/, 'the Idempotency-Key header must be 1 to 255 printable ASCII characters'),
+);
 
 /** A whole-number setting within bounds; context values arrive as strings. */
 export const settingInt = (min: number, max: number) =>

@@ -6,7 +6,7 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import * as z from 'zod/mini';
 import { docClient, s3Client, sqsClient } from './clients';
-import { isJobId, PLATFORM_ERROR_CODES } from './contract';
+import { isJobId, isTerminal, PLATFORM_ERROR_CODES } from './contract';
 import { BaseEnv, int, json, parseEnv, str } from './env';
 import { errorMessage, isPermanent, PermanentJobError } from './errors';
 import { parseSettings, resultsPrefixOf, type CoreSettings, type JobTypeDefinition, type MessageJob } from './job-type';
@@ -23,7 +23,10 @@ export interface WorkContext<Input, Settings> {
   settings: Settings & CoreSettings;
   /** What the queue message said about this job (e.g. the bucket of an S3 event). */
   message: MessageJob;
-  /** Aborted shortly before the invocation's time runs out: check it between steps. */
+  /**
+   * Aborted shortly before the invocation's time runs out, or when the job is cancelled
+   * (`DELETE /jobs/{jobId}`; its reason is then a JobCancelledError): check it between steps.
+   */
   signal: AbortSignal;
   logger: WorkLogger;
   metrics: Pick<Metrics, 'addMetric'>;
@@ -44,7 +47,18 @@ export interface WorkResult {
 
 export type WorkHandler<Input, Settings> = (ctx: WorkContext<Input, Settings>) => Promise<WorkResult>;
 
-export type RunOutcome = 'succeeded' | 'failed' | 'duplicate' | 'missing';
+export type RunOutcome = 'succeeded' | 'failed' | 'cancelled' | 'duplicate' | 'missing';
+
+/** The reason of a work signal aborted because the job was cancelled. */
+export class JobCancelledError extends Error {
+  constructor(jobId: string) {
+    super(`job ${jobId} was cancelled`);
+    this.name = 'JobCancelledError';
+  }
+}
+
+/** How often a worker reads its job's `cancelRequested` while the work runs (the first read after one interval). */
+export const CANCEL_POLL_MS = 1500;
 
 /** Retry the message later: the job is held by a live invocation. */
 export class RetryLaterError extends Error {
@@ -69,7 +83,7 @@ export const WorkerEnv = z.extend(BaseEnv, {
 
 /** Ports of the job runner (fakes in unit tests). */
 export interface RunnerDeps {
-  repo: Pick<JobsRepo, 'claim' | 'finish' | 'release' | 'progress' | 'create'>;
+  repo: Pick<JobsRepo, 'claim' | 'finish' | 'release' | 'progress' | 'create' | 'isCancelRequested'>;
   logger: WorkLogger;
   now(): number;
 }
@@ -83,6 +97,10 @@ export interface RunOptions {
   visibilityTimeoutSeconds: number;
   /** Milliseconds left in the invocation (the lease never outlives it). */
   remainingMs(): number;
+  /** Aborted when the invocation is about to time out (the work's signal follows it). */
+  signal?: AbortSignal;
+  /** How often to read the job's `cancelRequested` while the work runs (default CANCEL_POLL_MS). */
+  cancelPollMs?: number;
 }
 
 /**
@@ -97,11 +115,19 @@ export interface RunOptions {
  *   reports the record and SQS delivers it again (after the backoff the caller sets); on the
  *   last allowed receive the job fails with `retries_exhausted` and the rethrow sends the
  *   message on to the DLQ, from where it can be redriven (a claim accepts such a job again).
+ * - Cancellation: a `cancelled` job is never claimed (its message is acknowledged like a
+ *   duplicate's). While the work runs, the job's `cancelRequested` is read every
+ *   `cancelPollMs` (a consistent GetItem of one attribute, the first after one interval, so
+ *   work shorter than that costs no read); once set, the work's signal is aborted, and work
+ *   that then throws ends the job `cancelled`. Work that returns first ends it `succeeded`:
+ *   one terminal write, conditional on the lease, so never both. A job claimed with
+ *   `cancelRequested` already set (its worker died, or it was released) ends `cancelled`
+ *   without work.
  */
 export async function runJob<Input, Settings>(
   deps: RunnerDeps,
   opts: RunOptions,
-  work: (job: JobRecord, progress: (p: JobProgress) => Promise<void>) => Promise<WorkResult>,
+  work: (job: JobRecord, progress: (p: JobProgress) => Promise<void>, signal: AbortSignal) => Promise<WorkResult>,
 ): Promise<RunOutcome> {
   const { repo, logger } = deps;
   const { jobId } = opts.message;
@@ -122,7 +148,7 @@ export async function runJob<Input, Settings>(
       logger.warn('no such job; message dropped', { jobId });
       return 'missing';
     }
-    if (job.status === 'succeeded' || job.status === 'failed') {
+    if (isTerminal(job.status)) {
       logger.info('duplicate delivery of a finished job; acknowledged', { jobId, status: job.status });
       return 'duplicate';
     }
@@ -131,11 +157,21 @@ export async function runJob<Input, Settings>(
 
   let patch: TerminalPatch;
   let transient: unknown;
+  const cancel = new AbortController();
+  const stopWatching = claim.job.cancelRequested ? async () => undefined : watchCancel(deps, jobId, cancel, opts.cancelPollMs ?? CANCEL_POLL_MS);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, cancel.signal]) : cancel.signal;
   try {
-    const result = await work(claim.job, (p) => repo.progress(jobId, opts.owner, p));
+    if (claim.job.cancelRequested) {
+      cancel.abort(new JobCancelledError(jobId));
+      throw cancel.signal.reason;
+    }
+    const result = await work(claim.job, (p) => repo.progress(jobId, opts.owner, p), signal);
     patch = { status: 'succeeded', outputs: result.outputs, input: result.input };
   } catch (err) {
-    if (isPermanent(err)) {
+    if (cancel.signal.aborted) {
+      logger.info('job cancelled', { jobId, reason: errorMessage(err) });
+      patch = { status: 'cancelled' };
+    } else if (isPermanent(err)) {
       logger.warn('job failed permanently', { jobId, code: err.code, reason: err.message });
       patch = { status: 'failed', error: { code: err.code, message: err.message } };
     } else if (opts.receiveCount >= s.maxReceiveCount) {
@@ -150,13 +186,49 @@ export async function runJob<Input, Settings>(
       await repo.release(jobId, opts.owner, { code: 'transient', message: errorMessage(err) }, releasedMs);
       throw err;
     }
+  } finally {
+    // No read of the job is in flight once the outcome is written (the terminal write stays the last call).
+    await stopWatching();
   }
 
   // startedAt never changes once set (the first claim sets it), so the claimed record's is the job's.
   const finished = await repo.finish(jobId, opts.owner, { ...patch, startedAt: claim.job.startedAt });
   if (!finished) throw new RetryLaterError(`lost the lease on job ${jobId} before finishing`);
   if (transient !== undefined) throw transient;
-  return finished.status as 'succeeded' | 'failed';
+  return finished.status as 'succeeded' | 'failed' | 'cancelled';
+}
+
+/**
+ * Reads the job's `cancelRequested` every `intervalMs` until stopped; aborts `cancel` (with a
+ * JobCancelledError) once it is set. A failed read is logged and tried again next time. The
+ * returned stop resolves once no read is in flight.
+ */
+function watchCancel(deps: RunnerDeps, jobId: string, cancel: AbortController, intervalMs: number): () => Promise<void> {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let reading: Promise<void> = Promise.resolve();
+  const tick = async (): Promise<void> => {
+    try {
+      if (await deps.repo.isCancelRequested(jobId)) {
+        if (!stopped) cancel.abort(new JobCancelledError(jobId));
+        return;
+      }
+    } catch (err) {
+      deps.logger.warn('could not read whether the job was cancelled', { jobId, reason: errorMessage(err) });
+    }
+    if (!stopped) schedule();
+  };
+  const schedule = () => {
+    timer = setTimeout(() => {
+      reading = tick();
+    }, intervalMs);
+  };
+  schedule();
+  return async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await reading;
+  };
 }
 
 /**
@@ -283,14 +355,22 @@ export function createWorker<Input, Settings extends Record<string, unknown>>(
     try {
       const outcome = await runJob(
         { repo, logger: log, now: Date.now },
-        { message, owner, receiveCount: receiveCount(record), settings, visibilityTimeoutSeconds: env.VISIBILITY_TIMEOUT_SECONDS, remainingMs },
-        (job, writeProgress) =>
+        {
+          message,
+          owner,
+          receiveCount: receiveCount(record),
+          settings,
+          visibilityTimeoutSeconds: env.VISIBILITY_TIMEOUT_SECONDS,
+          remainingMs,
+          signal: abort.signal,
+        },
+        (job, writeProgress, signal) =>
           work({
             job,
             input: (job.input ?? {}) as Input,
             settings,
             message,
-            signal: abort.signal,
+            signal,
             logger: log,
             metrics,
             progress: throttledProgress(writeProgress),
@@ -313,6 +393,7 @@ export function createWorker<Input, Settings extends Record<string, unknown>>(
       );
       if (outcome === 'succeeded') metrics.addMetric('processed', MetricUnit.Count, 1);
       if (outcome === 'failed') metrics.addMetric('failed', MetricUnit.Count, 1);
+      if (outcome === 'cancelled') metrics.addMetric('cancelled', MetricUnit.Count, 1);
       log.info('job attempt done', { outcome, ms: Date.now() - started });
     } catch (err) {
       metrics.addMetric('failedAttempts', MetricUnit.Count, 1);

@@ -19,7 +19,9 @@ import type { JobError, JobStatus } from '../shared/model';
  * - `processing`: its lease, plus every remaining delivery of its message (maxReceiveCount
  *   x the visibility timeout) -> `retries_exhausted` (its worker died on the last attempt).
  *
- * Each fail is conditional on the deadline it read, so a claim or release in between wins.
+ * Each fail is conditional on the deadline it read, so a claim or release in between wins. A
+ * job whose cancellation was asked for (`cancelRequested`) ends `cancelled` instead; a
+ * cancelled job, like any finished one, has no deadline, so the sweeper never sees it.
  * The terminal write is all it does: the table's stream notifies (the outbox).
  */
 const env = parseEnv(BaseEnv);
@@ -55,7 +57,7 @@ export const handler = async (_event: unknown, context: Context): Promise<{ fail
           const job = await repo.sweep(due.jobId, due.sweepAt, sweepError(due.status));
           if (!job) continue;
           failed.push(job.jobId);
-          logger.warn('unfinished job failed past its deadline', { jobId: job.jobId, type: job.type, was: due.status, code: job.error?.code });
+          logger.warn('unfinished job ended past its deadline', { jobId: job.jobId, type: job.type, was: due.status, status: job.status, code: job.error?.code });
         }
       }),
     );

@@ -498,11 +498,15 @@ describe('API abuse', () => {
     const cases: Case[] = [];
     const known = ['/uploads', '/jobs', `/jobs/${id}`, '/reports'];
     for (const path of known) {
-      for (const method of ['DELETE', 'PUT', 'PATCH', 'TRACE']) {
+      // DELETE /jobs/{jobId} is a route (cancellation): see below.
+      for (const method of path === `/jobs/${id}` ? ['PUT', 'PATCH', 'TRACE'] : ['DELETE', 'PUT', 'PATCH', 'TRACE']) {
         cases.push({ label: `${method} ${path}`, method, path, headers: { 'content-type': 'application/json' }, body: json(VALID_UPLOAD), status: 404, code: 'not_found' });
         cases.push({ label: `${method} ${path} without a key`, method, path, key: null, status: 404, code: 'not_found' });
       }
     }
+    // Cancelling a job that does not exist: 404 (with a body too); without a key, the key is what is missing.
+    cases.push({ label: `DELETE /jobs/${id}`, method: 'DELETE', path: `/jobs/${id}`, headers: { 'content-type': 'application/json' }, body: json(VALID_UPLOAD), status: 404, code: 'not_found' });
+    cases.push({ label: `DELETE /jobs/${id} without a key`, method: 'DELETE', path: `/jobs/${id}`, key: null, status: 403, code: 'forbidden' });
     for (const [method, path] of [['GET', '/uploads'], ['GET', '/reports'], ['PUT', '/jobs'], ['POST', `/jobs/${id}`], ['OPTIONS', '/nowhere'], ['OPTIONS', '/jobs/x/y']]) {
       cases.push({ label: `${method} ${path}`, method, path, status: 404, code: 'not_found' });
     }

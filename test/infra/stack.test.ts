@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { INDEXES, queueOutputKeys } from '../../lambda/shared/contract';
+import { MAX_WAIT_SECONDS } from '../../lambda/shared/schemas';
 import { OUTPUT_KEYS } from '../../lib/offload-stack';
 import { assemblyBootstrapNeeds, bootstrapQualifier, defaultBootstrapNeeds, missingBootstrap } from '../../local/deploy';
 import { ensureCfnLint } from '../../local/python-tools';
@@ -158,6 +159,9 @@ describe('the template as a whole', () => {
     expect(actionsOn(plain, worker('thumbnail'), '/priority-uploads/*')).toEqual(['s3:GetObject']);
 
     const [, api] = functionByDescription(plain, /^offload API/);
+    // The API function outlives a full long-poll (and its margin), within API Gateway's 29 s.
+    expect(api.Properties.Timeout).toBeGreaterThanOrEqual(MAX_WAIT_SECONDS + 2);
+    expect(api.Properties.Timeout).toBeLessThanOrEqual(29);
     expect(actionsOf(plain, api)).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 's3:GetObject', 's3:PutObject', 'sqs:SendMessage']);
     expect(actionsOn(plain, api, `/index/${INDEXES.byType}`)).toEqual(['dynamodb:Query']);
     expect(actionsOn(plain, api, '/uploads/*')).toEqual(['s3:PutObject']);
@@ -219,8 +223,14 @@ describe('API', () => {
     };
     const routes = methods.filter(([, m]) => m.Properties.HttpMethod !== 'OPTIONS');
     expect(routes.map(([, m]) => `${m.Properties.HttpMethod} ${pathOf(m)}`).sort()).toEqual(
-      ['GET /jobs', 'GET /jobs/{jobId}', 'GET /openapi.json', 'POST /jobs', 'POST /reports', 'POST /uploads'].sort(),
+      ['GET /jobs', 'GET /jobs/{jobId}', 'DELETE /jobs/{jobId}', 'GET /openapi.json', 'POST /jobs', 'POST /reports', 'POST /uploads'].sort(),
     );
+    // Every submit declares the optional Idempotency-Key header; a long-poll its waitSeconds.
+    for (const [, m] of routes.filter(([, m]) => m.Properties.HttpMethod === 'POST')) {
+      expect(m.Properties.RequestParameters, pathOf(m)).toEqual({ 'method.request.header.Idempotency-Key': false });
+    }
+    const getJob = routes.find(([, m]) => m.Properties.HttpMethod === 'GET' && pathOf(m) === '/jobs/{jobId}')![1];
+    expect(getJob.Properties.RequestParameters).toEqual({ 'method.request.path.jobId': true, 'method.request.querystring.waitSeconds': false });
     for (const [, m] of routes) expect(m.Properties.ApiKeyRequired, `${m.Properties.HttpMethod} ${pathOf(m)}`).toBe(pathOf(m) !== '/openapi.json');
     const preflight = methods.filter(([, m]) => m.Properties.HttpMethod === 'OPTIONS');
     expect(preflight.map(([, m]) => pathOf(m)).sort()).toEqual(['/jobs', '/jobs/{jobId}', '/reports', '/uploads']);
@@ -592,7 +602,7 @@ describe('notifier', () => {
     expect(plain.json.Resources[dlqId].Type).toBe('AWS::SQS::Queue');
     expect(plain.json.Resources[dlqId].Properties.SqsManagedSseEnabled).toBe(true);
     const patterns = m.FilterCriteria.Filters.map((f: any) => JSON.parse(f.Pattern));
-    expect(patterns).toEqual([{ eventName: ['INSERT', 'MODIFY'], dynamodb: { NewImage: { status: { S: ['succeeded', 'failed'] } } } }]);
+    expect(patterns).toEqual([{ eventName: ['INSERT', 'MODIFY'], dynamodb: { NewImage: { status: { S: ['succeeded', 'failed', 'cancelled'] } } } }]);
     // It publishes to the completion topic, named in its environment.
     const completion = resourcesOfType(plain.json, 'AWS::SNS::Topic').find(([, t]) => t.Properties.DisplayName !== 'offload alarms')![0];
     expect(notifier.Properties.Environment.Variables.TOPIC_ARN).toEqual({ Ref: completion });

@@ -523,3 +523,145 @@ describe('runJob against the table', () => {
     expect(await repo.get(jobId)).toMatchObject({ status: 'processing', leaseOwner: 'msg#2', attempts: 2 });
   });
 });
+
+describe('cancellation', () => {
+  it.each(['awaiting_upload', 'queued'] as const)('cancels a %s job at once: terminal, out of the sweep index, never claimed after', async (status) => {
+    const jobId = id('7');
+    await repo.create({ jobId, type: 'thumbnail', status, sweepAfterMs: 1000 });
+    advance(10);
+    const res = await repo.cancel(jobId);
+    expect(res).toMatchObject({ outcome: 'cancelled', job: { status: 'cancelled', completedAt: new Date(clock).toISOString(), outputs: [] } });
+    for (const gone of ['sweepShard', 'sweepAt', 'leaseOwner'] as const) expect(res.job).not.toHaveProperty(gone);
+    // Its message (or a late upload's event) is refused by the claim: acknowledged without work.
+    expect(await repo.claim(jobId, 'late#1', 60_000, 0)).toMatchObject({ claimed: false, job: { status: 'cancelled' } });
+    // The sweeper's index no longer holds it.
+    advance(10_000);
+    const due: string[] = [];
+    for await (const d of repo.due(sweepShardOf(jobId), clock)) due.push(d.jobId);
+    expect(due).not.toContain(jobId);
+    // A second cancel finds it terminal.
+    expect(await repo.cancel(jobId)).toMatchObject({ outcome: 'terminal', job: { status: 'cancelled' } });
+    // GET /jobs?status=cancelled lists it.
+    const listed = await repo.list({ types: ['thumbnail'], status: 'cancelled', limit: 100 });
+    expect(listed.jobs.map((j) => j.jobId)).toContain(jobId);
+  });
+
+  it('marks a processing job cancelRequested (it stays processing, held by its worker) and the holder ends it cancelled', async () => {
+    const jobId = id();
+    await repo.create({ jobId, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(jobId, 'w#1', 60_000, 0);
+    expect(await repo.isCancelRequested(jobId)).toBe(false);
+    expect(await repo.cancel(jobId)).toMatchObject({ outcome: 'requested', job: { status: 'processing', cancelRequested: true, leaseOwner: 'w#1' } });
+    expect(await repo.isCancelRequested(jobId)).toBe(true);
+    // Only the lease holder writes the outcome, once: cancelled, or succeeded if the work finished first.
+    expect(await repo.finish(jobId, 'other#1', { status: 'cancelled' })).toBeUndefined();
+    expect(await repo.finish(jobId, 'w#1', { status: 'cancelled' })).toMatchObject({ status: 'cancelled', cancelRequested: true });
+    expect(await repo.finish(jobId, 'w#1', { status: 'succeeded' })).toBeUndefined();
+  });
+
+  it('answers terminal for finished jobs and missing for unknown ids and non-job items', async () => {
+    const jobId = id();
+    await repo.create({ jobId, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(jobId, 'w#1', 60_000, 0);
+    await repo.finish(jobId, 'w#1', { status: 'succeeded' });
+    expect(await repo.cancel(jobId)).toMatchObject({ outcome: 'terminal', job: { status: 'succeeded' } });
+    expect((await repo.get(jobId))?.cancelRequested).toBeUndefined();
+    expect(await repo.cancel(id())).toEqual({ outcome: 'missing' });
+    await repo.idemBegin('idem#not-a-job', { fingerprint: 'f', owner: 'o', lockMs: 1000, ttlSeconds: 60 });
+    expect(await repo.cancel('idem#not-a-job')).toEqual({ outcome: 'missing' });
+  });
+
+  it('the sweeper ends a processing job whose worker died after a cancel was requested cancelled, not failed', async () => {
+    const jobId = id('7');
+    await repo.create({ jobId, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    const claimed = await repo.claim(jobId, 'w#3', 1000, 1000);
+    await repo.cancel(jobId);
+    advance(5000);
+    const sweepAt = (await repo.get(jobId))!.sweepAt!;
+    expect(claimed.job?.sweepAt).toBe(sweepAt);
+    const swept = await repo.sweep(jobId, sweepAt, ERR);
+    expect(swept).toMatchObject({ status: 'cancelled', cancelRequested: true, outputs: [] });
+    expect(swept).not.toHaveProperty('error');
+    expect(swept).not.toHaveProperty('sweepAt');
+    expect(await repo.sweep(jobId, sweepAt, ERR)).toBeUndefined();
+  });
+
+  it('cancels at once a job released back to queued after its cancel was requested', async () => {
+    const jobId = id();
+    await repo.create({ jobId, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    await repo.claim(jobId, 'w#1', 60_000, 0);
+    await repo.cancel(jobId);
+    await repo.release(jobId, 'w#1', { code: 'transient', message: 'x' }, 1000);
+    expect(await repo.cancel(jobId)).toMatchObject({ outcome: 'cancelled', job: { status: 'cancelled' } });
+  });
+
+  it('runJob: a worker polling cancelRequested ends its job cancelled; a cancelled job is acknowledged without work', async () => {
+    const jobId = id();
+    await repo.create({ jobId, type: 'report', status: 'queued', sweepAfterMs: 1000 });
+    const settings: CoreSettings = { ...DEFAULT_CORE_SETTINGS, timeoutSeconds: 60 };
+    const opts = (owner: string): RunOptions => ({ message: { jobId }, owner, receiveCount: 1, settings, visibilityTimeoutSeconds: 360, remainingMs: () => 60_000, cancelPollMs: 20 });
+    const outcome = await runJob({ repo, logger, now: () => clock }, opts('w#1'), async (_job, _p, signal) => {
+      // The client cancels while the work runs; the work stops when its signal says so.
+      expect(await repo.cancel(jobId)).toMatchObject({ outcome: 'requested' });
+      await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error)));
+      return { outputs: [] };
+    });
+    expect(outcome).toBe('cancelled');
+    expect(await repo.get(jobId)).toMatchObject({ status: 'cancelled', cancelRequested: true });
+    let ran = false;
+    expect(await runJob({ repo, logger, now: () => clock }, opts('w#2'), async () => ((ran = true), { outputs: [] }))).toBe('duplicate');
+    expect(ran).toBe(false);
+  });
+});
+
+describe('idempotency keys', () => {
+  const take = (owner: string, fingerprint = 'f1', lockMs = 30_000) => ({ fingerprint, owner, lockMs, ttlSeconds: 86_400 });
+
+  it('lets one request take a key; the others see it pending, then done with the response; not a job anywhere', async () => {
+    const key = `idem#${id()}`;
+    expect(await repo.idemBegin(key, take('a'))).toEqual({ won: true });
+    expect(await repo.idemBegin(key, take('b'))).toEqual({
+      won: false,
+      record: { state: 'pending', fingerprint: 'f1', owner: 'a', lockUntil: clock + 30_000, expiresAt: Math.floor(clock / 1000) + 86_400 },
+    });
+    expect(await repo.idemComplete(key, 'b', '{}')).toBe(false);
+    expect(await repo.idemComplete(key, 'a', '{"statusCode":202}')).toBe(true);
+    expect(await repo.idemGet(key)).toMatchObject({ state: 'done', response: '{"statusCode":202}', owner: 'a' });
+    expect(await repo.idemBegin(key, take('c'))).toMatchObject({ won: false, record: { state: 'done' } });
+    // No type: in no index (and no status: no notification).
+    const raw = await repo.get(key);
+    expect(raw).not.toHaveProperty('type');
+    expect(raw).not.toHaveProperty('status');
+    expect(raw).not.toHaveProperty('sweepShard');
+  });
+
+  it('frees a released key and takes over a pending one whose holder died, or an expired one', async () => {
+    const released = `idem#${id()}`;
+    await repo.idemBegin(released, take('a'));
+    await repo.idemRelease(released, 'intruder');
+    expect(await repo.idemGet(released)).toMatchObject({ state: 'pending' });
+    await repo.idemRelease(released, 'a');
+    expect(await repo.idemBegin(released, take('b', 'f2'))).toEqual({ won: true });
+
+    const stale = `idem#${id()}`;
+    await repo.idemBegin(stale, take('a', 'f1', 1000));
+    expect((await repo.idemBegin(stale, take('b'))).won).toBe(false);
+    advance(1001);
+    expect(await repo.idemBegin(stale, take('b'))).toEqual({ won: true });
+    // The dead holder cannot complete it any more.
+    expect(await repo.idemComplete(stale, 'a', '{}')).toBe(false);
+
+    const old = `idem#${id()}`;
+    await repo.idemBegin(old, { ...take('a'), ttlSeconds: 10 });
+    await repo.idemComplete(old, 'a', '{}');
+    advance(11_000);
+    expect(await repo.idemGet(old)).toBeUndefined();
+    expect(await repo.idemBegin(old, take('b'))).toEqual({ won: true });
+  });
+
+  it('gives exactly one of 50 concurrent requests the key', async () => {
+    const key = `idem#${id()}`;
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => repo.idemBegin(key, take(`r${i}`))));
+    expect(results.filter((r) => r.won)).toHaveLength(1);
+  });
+});

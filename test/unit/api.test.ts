@@ -250,7 +250,7 @@ describe('CORS preflight', () => {
   it('names the methods of the resource', async () => {
     const res = await h.call('OPTIONS', '/jobs/{jobId}');
     expect(res.statusCode).toBe(204);
-    expect(res.headers?.['Access-Control-Allow-Methods']).toBe('GET,OPTIONS');
+    expect(res.headers?.['Access-Control-Allow-Methods']).toBe('GET,DELETE,OPTIONS');
     expect(res.headers?.['Access-Control-Allow-Headers']).toMatch(/X-Api-Key/);
     expect((await h.call('OPTIONS', '/uploads')).headers?.['Access-Control-Allow-Methods']).toBe('POST,OPTIONS');
     expect((await h.call('OPTIONS', '/reports')).headers?.['Access-Control-Allow-Methods']).toBe('POST,OPTIONS');

@@ -67,6 +67,15 @@ describe('ApiClient', () => {
     expect(p.calls).toHaveLength(2); // 429 retried, 502 not (the POST may have created a job)
   });
 
+  it('asks for a long-poll with waitSeconds, within 0..20', async () => {
+    const f = fakeFetch([json(200, { jobId: 'j' }), json(200, { jobId: 'j' }), json(200, { jobId: 'j' })]);
+    const c = new ApiClient('https://x/prod/', 'k', { fetch: f.impl });
+    await c.getJob('j', { waitSeconds: 20 });
+    await c.getJob('j', { waitSeconds: 90 });
+    await c.getJob('j');
+    expect(f.calls.map((call) => call.url)).toEqual(['https://x/prod/jobs/j?waitSeconds=20', 'https://x/prod/jobs/j?waitSeconds=20', 'https://x/prod/jobs/j']);
+  });
+
   it('gives up with a network_error naming the host', async () => {
     const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
     const f = fakeFetch([refused, refused]);
@@ -119,6 +128,47 @@ describe('JobWatcher', () => {
     const w = new JobWatcher(flaky, undefined, { sleep: noSleep });
     expect((await w.watch('ok')).status).toBe('succeeded');
     await expect(new JobWatcher(flaky, undefined, { sleep: noSleep }).watch('gone')).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  it('long-polls while it watches no more jobs than its concurrency, and polls in turn beyond', async () => {
+    const asked: Array<[string, number | undefined]> = [];
+    const answers: Record<string, Job['status'][]> = {};
+    const client = {
+      getJob: async (id: string, opts?: { waitSeconds?: number }) => {
+        asked.push([id, opts?.waitSeconds]);
+        const next = answers[id].length > 1 ? answers[id].shift()! : answers[id][0];
+        return job(id, next);
+      },
+    };
+    answers.a = ['processing', 'succeeded'];
+    const few = new JobWatcher(client, undefined, { sleep: noSleep, concurrency: 2 });
+    expect((await few.watch('a')).status).toBe('succeeded');
+    expect(asked).toEqual([
+      ['a', 20],
+      ['a', 20],
+    ]);
+
+    asked.length = 0;
+    for (const id of ['p', 'q', 'r']) answers[id] = ['queued', 'succeeded'];
+    const many = new JobWatcher(client, undefined, { sleep: noSleep, concurrency: 2 });
+    await Promise.all(['p', 'q', 'r'].map((id) => many.watch(id)));
+    // Round 1 started with p alone (a long-poll); round 2 reads all three, two at a time, without waiting on the API.
+    expect(asked[0]).toEqual(['p', 20]);
+    expect(asked.slice(1, 4)).toEqual([
+      ['p', undefined],
+      ['q', undefined],
+      ['r', undefined],
+    ]);
+
+    // Never asks the API to hold a request past the watch's own timeout; waitSeconds: 0 polls.
+    asked.length = 0;
+    answers.t = ['succeeded'];
+    await new JobWatcher(client, undefined, { sleep: noSleep, timeoutMs: 7_500 }).watch('t');
+    expect(asked[0][1]).toBeLessThanOrEqual(7);
+    asked.length = 0;
+    answers.u = ['succeeded'];
+    await new JobWatcher(client, undefined, { sleep: noSleep, waitSeconds: 0 }).watch('u');
+    expect(asked).toEqual([['u', undefined]]);
   });
 
   it('gives up after the timeout', async () => {

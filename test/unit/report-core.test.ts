@@ -246,7 +246,7 @@ describe('ReportAggregator', () => {
     agg.add(rec({ status: 'awaiting_upload', bytes: Number.NaN, outputBytes: undefined, outputFormats: undefined, processingMs: undefined }));
     const s = agg.summary();
     expect(s.total).toBe(7);
-    expect(s.byStatus).toEqual({ awaiting_upload: 1, queued: 1, processing: 0, succeeded: 2, failed: 3 });
+    expect(s.byStatus).toEqual({ awaiting_upload: 1, queued: 1, processing: 0, succeeded: 2, failed: 3, cancelled: 0 });
     expect(s.bytesIn).toBe(1000 + 2000 + 50 + 1000 + 0);
     expect(s.bytesOut).toBe(300 + 700 + 0); // missing and 0 add nothing
     expect(s.formats).toEqual({ jpeg: 2, avif: 1, webp: 1 }); // jobs per format: the duplicate jpeg counts once

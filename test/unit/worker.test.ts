@@ -3,7 +3,17 @@ import { PermanentJobError } from '../../lambda/shared/errors';
 import { DEFAULT_CORE_SETTINGS, type CoreSettings } from '../../lambda/shared/job-type';
 import type { ClaimResult, TerminalPatch } from '../../lambda/shared/jobs-repo';
 import type { JobError, JobProgress, JobRecord } from '../../lambda/shared/model';
-import { backoffSeconds, jsonMessageJobs, RetryLaterError, runJob, throttledProgress, type RunnerDeps, type RunOptions, type WorkResult } from '../../lambda/shared/worker';
+import {
+  backoffSeconds,
+  JobCancelledError,
+  jsonMessageJobs,
+  RetryLaterError,
+  runJob,
+  throttledProgress,
+  type RunnerDeps,
+  type RunOptions,
+  type WorkResult,
+} from '../../lambda/shared/worker';
 
 describe('backoffSeconds', () => {
   const top = () => 1; // the ceiling itself (full jitter's largest value)
@@ -124,12 +134,13 @@ describe('runJob (fake repository)', () => {
   });
 
   /** A repository that answers as told and records every call. */
-  const fake = (opts: { claim?: ClaimResult; finish?: JobRecord | undefined | 'echo' } = {}) => {
+  const fake = (opts: { claim?: ClaimResult; finish?: JobRecord | undefined | 'echo'; cancelRequested?: (read: number) => boolean } = {}) => {
     const calls = {
       claim: [] as unknown[][],
       finish: [] as [string, string, TerminalPatch][],
       release: [] as [string, string, JobError, number][],
       progress: [] as [string, string, JobProgress][],
+      cancelReads: 0,
     };
     const repo: RunnerDeps['repo'] = {
       claim: async (...args: unknown[]) => {
@@ -150,6 +161,7 @@ describe('runJob (fake repository)', () => {
       create: async () => {
         throw new Error('runJob never creates');
       },
+      isCancelRequested: async () => (opts.cancelRequested ?? (() => false))(++calls.cancelReads),
     } as RunnerDeps['repo'];
     const logged: string[] = [];
     const log = (level: string) => (...args: unknown[]) => void logged.push(`${level}: ${String(args[0])}`);
@@ -196,7 +208,7 @@ describe('runJob (fake repository)', () => {
     }
   });
 
-  it.each(['succeeded', 'failed'] as const)('acknowledges a duplicate delivery of a %s job without work or a finish', async (status) => {
+  it.each(['succeeded', 'failed', 'cancelled'] as const)('acknowledges a duplicate delivery of a %s job without work or a finish', async (status) => {
     const { deps, calls } = fake({ claim: { claimed: false, job: record({ status }) } });
     expect(await runJob(deps, opts(2), never)).toBe('duplicate');
     expect(calls.finish).toEqual([]);
@@ -262,5 +274,126 @@ describe('runJob (fake repository)', () => {
   it('asks for a retry (not the transient error) when the lease was lost before recording retries_exhausted', async () => {
     const { deps } = fake({ finish: undefined });
     await expect(runJob(deps, opts(3), async () => Promise.reject(new Error('boom')))).rejects.toBeInstanceOf(RetryLaterError);
+  });
+
+  describe('cancellation', () => {
+    /** Work that runs until its signal is aborted, then rejects with the signal's reason. */
+    const untilAborted = (seen: { reason?: unknown }) => async (_job: JobRecord, _p: unknown, signal: AbortSignal): Promise<WorkResult> =>
+      new Promise<WorkResult>((_, reject) =>
+        signal.addEventListener('abort', () => {
+          seen.reason = signal.reason;
+          reject(signal.reason as Error);
+        }),
+      );
+
+    it('polls cancelRequested while the work runs, aborts its signal, and ends the job cancelled (acknowledged)', async () => {
+      const { deps, calls } = fake({ cancelRequested: (read) => read >= 3 });
+      const seen: { reason?: unknown } = {};
+      const outcome = await runJob(deps, { ...opts(1), cancelPollMs: 5 }, untilAborted(seen));
+      expect(outcome).toBe('cancelled');
+      expect(calls.cancelReads).toBe(3);
+      expect(seen.reason).toBeInstanceOf(JobCancelledError);
+      expect(calls.finish).toEqual([[JOB, 'm-1#1', { status: 'cancelled', startedAt: '2026-01-01T00:00:01.000Z' }]]);
+      expect(calls.release).toEqual([]);
+    });
+
+    it('ends the job cancelled whatever error the aborted work throws (even on the last receive: no retries_exhausted)', async () => {
+      const { deps, calls } = fake({ cancelRequested: () => true });
+      const outcome = await runJob(deps, { ...opts(3), cancelPollMs: 1 }, async (_job, _p, signal) => {
+        await new Promise((r) => signal.addEventListener('abort', r));
+        throw new Error('socket hang up');
+      });
+      expect(outcome).toBe('cancelled');
+      expect(calls.finish.map((f) => f[2].status)).toEqual(['cancelled']);
+    });
+
+    it('ends the job succeeded when the work finished first: one terminal write, never both', async () => {
+      const { deps, calls } = fake({ cancelRequested: () => true });
+      // The work returns before the first read of cancelRequested is due.
+      const outcome = await runJob(deps, { ...opts(1), cancelPollMs: 60_000 }, async () => ({ outputs: [] }));
+      expect(outcome).toBe('succeeded');
+      expect(calls.cancelReads).toBe(0);
+      expect(calls.finish.map((f) => f[2].status)).toEqual(['succeeded']);
+    });
+
+    it('ends the job succeeded when the work returns its result even though its signal was aborted', async () => {
+      const { deps, calls } = fake({ cancelRequested: () => true });
+      const outcome = await runJob(deps, { ...opts(1), cancelPollMs: 1 }, async (_job, _p, signal) => {
+        await new Promise((r) => signal.addEventListener('abort', r));
+        return { outputs: [] };
+      });
+      expect(outcome).toBe('succeeded');
+      expect(calls.finish.map((f) => f[2].status)).toEqual(['succeeded']);
+    });
+
+    it('asks for a retry when the lease was lost before the cancelled write (another holder decides)', async () => {
+      const { deps, calls } = fake({ finish: undefined, cancelRequested: () => true });
+      await expect(runJob(deps, { ...opts(1), cancelPollMs: 1 }, untilAborted({}))).rejects.toBeInstanceOf(RetryLaterError);
+      expect(calls.finish.map((f) => f[2].status)).toEqual(['cancelled']);
+    });
+
+    it('ends a job claimed with cancelRequested already set cancelled, without work', async () => {
+      const { deps, calls } = fake({ claim: { claimed: true, job: record({ cancelRequested: true }) } });
+      expect(await runJob(deps, opts(2), never)).toBe('cancelled');
+      expect(calls.finish.map((f) => f[2].status)).toEqual(['cancelled']);
+      expect(calls.cancelReads).toBe(0);
+    });
+
+    it('keeps polling after a failed read', async () => {
+      let failed = false;
+      const { deps, calls, logged } = fake({
+        cancelRequested: (read) => {
+          if (read === 1) {
+            failed = true;
+            throw new Error('throttled');
+          }
+          return read >= 2;
+        },
+      });
+      expect(await runJob(deps, { ...opts(1), cancelPollMs: 1 }, untilAborted({}))).toBe('cancelled');
+      expect(failed).toBe(true);
+      expect(logged).toContain('warn: could not read whether the job was cancelled');
+      expect(calls.cancelReads).toBe(2);
+    });
+
+    it('writes the outcome only once no read of cancelRequested is in flight (the terminal write stays the last call)', async () => {
+      const { deps } = fake();
+      const order: string[] = [];
+      let release!: () => void;
+      deps.repo.isCancelRequested = async () => {
+        order.push('read');
+        await new Promise<void>((r) => (release = r));
+        order.push('read done');
+        return false;
+      };
+      const finish = deps.repo.finish.bind(deps.repo);
+      deps.repo.finish = async (...args) => {
+        order.push('finish');
+        return finish(...args);
+      };
+      let returned = false;
+      const run = runJob(deps, { ...opts(1), cancelPollMs: 1 }, async () => {
+        await expect.poll(() => order).toEqual(['read']);
+        returned = true;
+        return { outputs: [] };
+      });
+      await expect.poll(() => returned).toBe(true);
+      release();
+      expect(await run).toBe('succeeded');
+      expect(order).toEqual(['read', 'read done', 'finish']);
+    });
+
+    it("lets the invocation's own timeout signal through as a transient failure, not a cancellation", async () => {
+      const { deps, calls } = fake();
+      const timeout = new AbortController();
+      const run = runJob(deps, { ...opts(1), signal: timeout.signal, cancelPollMs: 60_000 }, async (job, p, signal) => {
+        const pending = untilAborted({})(job, p, signal);
+        timeout.abort(new Error('the invocation is about to time out'));
+        return pending;
+      });
+      await expect(run).rejects.toThrow(/about to time out/);
+      expect(calls.release).toHaveLength(1);
+      expect(calls.finish).toEqual([]);
+    });
   });
 });
