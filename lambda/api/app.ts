@@ -32,6 +32,8 @@ export interface ApiSettings {
   presignTtlSeconds: number;
   /** The OpenAPI document served at GET /openapi.json. */
   openapi?: unknown;
+  /** Platform routes kept in modules of their own (the console's: lambda/api/console.ts). */
+  extraRoutes?: Record<string, Handler>;
 }
 
 type Handler = (req: ApiRequest) => Promise<ApiResponse>;
@@ -49,6 +51,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
     'GET /jobs': listJobs,
     'GET /jobs/{jobId}': getJob,
     'GET /openapi.json': openapi,
+    ...settings.extraRoutes,
   };
   for (const t of types) {
     for (const route of (t.definition.routes ?? []) as TypeRoute<Record<string, unknown>>[]) {
