@@ -1,26 +1,14 @@
 import { HttpError } from '../shared/errors';
 import type { ApiRequest, ApiResponse } from '../shared/http';
+import type { QueueStats } from './console/types';
+
+export type { QueueStats } from './console/types';
 
 /** The console page, bundled at synth (lib/console-assets.ts): served by the API itself. */
 export interface ConsoleAssets {
   html: string;
   js: string;
   css: string;
-}
-
-/** One job type's queues, as `GET /queues` shows them. */
-export interface QueueStats {
-  type: string;
-  /** Messages waiting (ApproximateNumberOfMessages). */
-  visible: number;
-  /** Received and not yet deleted (ApproximateNumberOfMessagesNotVisible). */
-  inFlight: number;
-  /** Sent with a delay that has not passed (ApproximateNumberOfMessagesDelayed). */
-  delayed: number;
-  /** CloudWatch's ApproximateAgeOfOldestMessage (latest minute); null where none is published (e.g. local mode). */
-  oldestAgeSeconds: number | null;
-  /** Messages in the type's dead-letter queue. */
-  deadLetters: number;
 }
 
 export interface ConsoleDeps {

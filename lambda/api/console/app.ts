@@ -10,21 +10,13 @@
  */
 import { JOB_STATUSES } from '../../shared/contract';
 import type { JobView } from '../../shared/model';
+import type { QueueStats } from './types';
 
 const KEY_STORAGE = 'offload.apiKey';
 const JOBS_EVERY_MS = 3000;
 const QUEUES_EVERY_MS = 15000;
 const PAGE_SIZE = 10;
 const CANCELLABLE = new Set(['awaiting_upload', 'queued', 'processing']);
-
-interface QueueRow {
-  type: string;
-  visible: number;
-  inFlight: number;
-  delayed: number;
-  oldestAgeSeconds: number | null;
-  deadLetters: number;
-}
 
 class ApiError extends Error {
   constructor(
@@ -292,7 +284,7 @@ function renderJob(job: JobView, key: string): HTMLElement {
 async function refreshQueues(): Promise<void> {
   window.clearTimeout(state.queuesTimer);
   try {
-    const { queues } = await api<{ queues: QueueRow[] }>('GET', 'queues');
+    const { queues } = await api<{ queues: QueueStats[] }>('GET', 'queues');
     const filter = $<HTMLSelectElement>('type-filter');
     if (filter.options.length === 1) for (const q of queues) filter.append(el('option', { value: q.type }, q.type));
     $('queues').querySelector('tbody')!.replaceChildren(
