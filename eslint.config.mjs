@@ -7,7 +7,7 @@ import tseslint from 'typescript-eslint';
 export default defineConfig(
   { ignores: ['node_modules/', 'cdk.out/', 'cdk.out.*/', '.offload/', 'coverage/', 'bench/results/'] },
   {
-    files: ['bin/**/*.ts', 'scripts/**/*.ts', 'job-types/**/*.ts', 'examples/**/*.ts', 'lib/**/*.ts', 'lambda/**/*.ts', 'local/**/*.ts', 'cli/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'vitest.config.mts'],
+    files: ['bin/**/*.ts', 'client/**/*.ts', 'scripts/**/*.ts', 'job-types/**/*.ts', 'examples/**/*.ts', 'lib/**/*.ts', 'lambda/**/*.ts', 'local/**/*.ts', 'cli/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'vitest.config.mts'],
     extends: [tseslint.configs.base],
     languageOptions: {
       // One program from tsconfig.json (the files tsc checks; the browser console has its own): faster and smaller here than
