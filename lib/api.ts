@@ -132,6 +132,15 @@ export class Api extends Construct {
     });
     // The OpenAPI document holds nothing secret: no key needed.
     this.restApi.root.resourceForPath('/openapi.json').addMethod('GET', integration, { operationName: 'OpenApi', apiKeyRequired: false });
+    // The console: a page and its two files, nothing secret in them (the person types the key
+    // into the page): no key needed. Its queue figures need one.
+    this.restApi.root.addMethod('GET', integration, { operationName: 'Console', apiKeyRequired: false });
+    this.restApi.root.resourceForPath('/console/{file}').addMethod('GET', integration, {
+      operationName: 'ConsoleFile',
+      apiKeyRequired: false,
+      requestParameters: { 'method.request.path.file': true },
+    });
+    resource('/queues').addMethod('GET', integration, { operationName: 'Queues' });
     for (const type of props.jobTypes) {
       for (const route of type.routes ?? []) {
         resource(route.path).addMethod(route.method, integration, {

@@ -28,6 +28,7 @@ export function acknowledgeFindings(
   const policyOf = (fn: { role: { node: IConstruct['node'] } }) => fn.role.node.findChild('DefaultPolicy').node.defaultChild!;
   for (const prefix of resultsPrefixes) ack(policyOf(api.handler), objects(storage.resultsBucket, prefix), prefixReason('API presigns result downloads'));
   for (const { jobQueue, prefix } of workers) ack(policyOf(jobQueue.worker), objects(storage.resultsBucket, prefix), prefixReason('worker writes its outputs'));
+  ack(policyOf(api.handler), 'AwsSolutions-IAM5[Resource::*]', "cloudwatch:GetMetricData (GET /queues: the queues' oldest-message age) supports no resource-level permissions");
   // Lambda's DynamoDB event source needs dynamodb:ListStreams, which has no resource-level permissions.
   ack(policyOf(notifier.worker), 'AwsSolutions-IAM5[Resource::*]', 'dynamodb:ListStreams (the stream event source) supports no resource-level permissions; every other stream action names the table\'s stream');
 
@@ -44,11 +45,14 @@ export function acknowledgeFindings(
     'WAF is an account-level choice with its own cost; the API is protected by API keys, a usage plan (throttle + quota) and request validation. Attach a web ACL to the stage where required',
   );
   for (const method of rest.methods) {
-    if (method.httpMethod === 'OPTIONS' || method.resource.path === '/openapi.json') {
+    const isConsole = method.httpMethod === 'GET' && (method.resource.path === '/' || method.resource.path === '/console/{file}');
+    if (method.httpMethod === 'OPTIONS' || method.resource.path === '/openapi.json' || isConsole) {
       const reason =
         method.httpMethod === 'OPTIONS'
           ? 'CORS preflight: browsers send OPTIONS without credentials by design, so it cannot require a key; it only returns the allowed methods and headers'
-          : 'the OpenAPI document describes the public contract and holds nothing secret, so tools and people read it without a key';
+          : isConsole
+            ? 'the console page and its script and stylesheet are static and hold nothing secret (a person types an API key into the page, which sends it with every API call); a browser cannot send a key to load the page itself'
+            : 'the OpenAPI document describes the public contract and holds nothing secret, so tools and people read it without a key';
       ack(method.node.defaultChild!, 'AwsSolutions-APIG4', reason);
       ack(method.node.defaultChild!, 'AwsSolutions-COG4', reason);
       continue;

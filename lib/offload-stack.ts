@@ -5,7 +5,7 @@ import { resultsPrefixOf } from '../lambda/shared/job-type';
 import { builtInJobTypes } from '../job-types';
 import { Api } from './api';
 import { configFromContext, resolveJobTypeSettings, type OffloadConfig } from './config';
-import { apiEntry } from './entries';
+import { apiEntry, consoleModule } from './entries';
 import { JobQueue } from './job-queue';
 import { acknowledge, allow, workerEntry, type JobTypePlugin } from './job-type';
 import { JobsTable } from './jobs-table';
@@ -95,7 +95,7 @@ export class OffloadStack extends Stack {
 
     const openapi = openApiDocument(definitions);
     const api = new Api(this, 'Api', {
-      entryFile: apiEntry(plugins, openapi),
+      entryFile: apiEntry(plugins, openapi, consoleModule()),
       jobTypes: definitions,
       environment: {
         ...base,
@@ -108,7 +108,7 @@ export class OffloadStack extends Stack {
           Object.fromEntries(
             plugins.map((p) => {
               const q = this.jobQueues.get(p.definition.name)!;
-              return [p.definition.name, { queueUrl: q.queue.queueUrl, highQueueUrl: q.highQueue.queueUrl, settings: settings.get(p.definition.name) }];
+              return [p.definition.name, { queueUrl: q.queue.queueUrl, highQueueUrl: q.highQueue.queueUrl, dlqUrl: q.dlq.queueUrl, settings: settings.get(p.definition.name) }];
             }),
           ),
         ),
@@ -130,6 +130,10 @@ export class OffloadStack extends Stack {
       .filter((p) => p.definition.inputKind === 'json')
       .flatMap((p) => [this.jobQueues.get(p.definition.name)!.queue.queueArn, this.jobQueues.get(p.definition.name)!.highQueue.queueArn]);
     if (jsonQueues.length) allow(apiFn, ['sqs:SendMessage'], jsonQueues);
+    // GET /queues (the console's queue figures): counts of every work queue and DLQ, and
+    // CloudWatch's oldest-message age (GetMetricData has no resource-level permissions).
+    allow(apiFn, ['sqs:GetQueueAttributes'], [...this.jobQueues.values()].flatMap((q) => [q.queue.queueArn, q.highQueue.queueArn, q.dlq.queueArn]));
+    allow(apiFn, ['cloudwatch:GetMetricData'], ['*']);
 
     const sweeper = new Sweeper(this, 'Sweeper', {
       intervalMinutes: config.sweepIntervalMinutes,

@@ -97,6 +97,53 @@ export function openApiDocument(types: readonly AnyJobType[]): Json {
       },
     },
     '/openapi.json': { get: { operationId: 'OpenApi', summary: 'This document (no API key needed)', security: [], responses: { '200': { description: 'OpenAPI 3' } } } },
+    '/': { get: { operationId: 'Console', summary: 'The web console, an HTML page (no API key needed: the person types one into it)', security: [], responses: { '200': { description: 'text/html' } } } },
+    '/console/{file}': {
+      get: {
+        operationId: 'ConsoleFile',
+        summary: "The console's script and stylesheet (no API key needed)",
+        security: [],
+        parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string', enum: ['app.js', 'app.css'] } }],
+        responses: { '200': { description: 'text/javascript or text/css' }, ...errorResponses(404) },
+      },
+    },
+    '/queues': {
+      get: {
+        operationId: 'Queues',
+        summary: "Each job type's queue: messages waiting, in flight and delayed, the oldest message's age, dead letters (any API key)",
+        responses: {
+          '200': {
+            description: 'the queues',
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['queues'],
+                  properties: {
+                    queues: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        required: ['type', 'visible', 'inFlight', 'delayed', 'oldestAgeSeconds', 'deadLetters'],
+                        properties: {
+                          type: { type: 'string', enum: types.map((t) => t.name) },
+                          visible: { type: 'integer' },
+                          inFlight: { type: 'integer' },
+                          delayed: { type: 'integer' },
+                          oldestAgeSeconds: { type: 'number', nullable: true },
+                          deadLetters: { type: 'integer' },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          },
+          ...errorResponses(403, 429),
+        },
+      },
+    },
   };
   for (const t of types) {
     for (const r of t.routes ?? []) {

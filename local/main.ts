@@ -82,6 +82,7 @@ async function main(): Promise<void> {
   console.log(`offload local mode is ready in ${(handle.readyMs / 1000).toFixed(1)} s`);
   console.log(`  API:          ${handle.apiUrl}`);
   console.log(`  API key:      ${handle.apiKey}   (header x-api-key)`);
+  console.log(`  console:      ${handle.apiUrl}   (open in a browser, enter the key)`);
   console.log(`  AWS endpoint: ${handle.awsEndpoint} (region ${handle.region})`);
   console.log(`  state file:   ${o.stateFile ?? '.offload/local.json'}`);
   console.log('  Ctrl-C stops everything.');

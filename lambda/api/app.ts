@@ -60,6 +60,8 @@ export interface ApiSettings {
   presignTtlSeconds: number;
   /** The OpenAPI document served at GET /openapi.json. */
   openapi?: unknown;
+  /** Platform routes kept in modules of their own (the console's: lambda/api/console.ts). */
+  extraRoutes?: Record<string, Handler>;
 }
 
 type Handler = (req: ApiRequest) => Promise<ApiResponse>;
@@ -78,6 +80,7 @@ export function createApi(deps: ApiDeps, settings: ApiSettings, types: readonly 
     'GET /jobs/{jobId}': getJob,
     'DELETE /jobs/{jobId}': cancelJob,
     'GET /openapi.json': openapi,
+    ...settings.extraRoutes,
   };
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   for (const t of types) {

@@ -10,6 +10,8 @@ import { parseSettings, type AnyJobType, type CoreSettings } from '../shared/job
 import { JobsRepo } from '../shared/jobs-repo';
 
 import { createApi, errorResponse, newJobId, type ApiRequest, type ApiResponse } from './app';
+import { consoleRoutes, type ConsoleAssets } from './console';
+import { queueStats } from './queue-stats';
 
 /** What the API function reads from its environment. */
 export const ApiEnv = z.extend(BaseEnv, {
@@ -17,8 +19,10 @@ export const ApiEnv = z.extend(BaseEnv, {
   RESULTS_BUCKET: str(),
   PRESIGN_TTL_SECONDS: int(),
   CORS_ORIGINS: str(),
-  /** Per registered type: its queues (normal and high lane) and its resolved settings. */
-  JOB_TYPES: json(z.record(z.string(), z.object({ queueUrl: z.string(), highQueueUrl: z.string(), settings: z.record(z.string(), z.unknown()) }))),
+  /** Per registered type: its queues (normal and high lane), its DLQ and its resolved settings. */
+  JOB_TYPES: json(
+    z.record(z.string(), z.object({ queueUrl: z.string(), highQueueUrl: z.string(), dlqUrl: z.string(), settings: z.record(z.string(), z.unknown()) })),
+  ),
 });
 
 /**
@@ -26,7 +30,7 @@ export const ApiEnv = z.extend(BaseEnv, {
  * with (the stack generates the entry that lists them). Any error the core did not turn
  * into a 4xx is a server fault: logged with the request id, answered 500 with a JSON body.
  */
-export function createApiHandler(definitions: readonly AnyJobType[], openapi?: unknown) {
+export function createApiHandler(definitions: readonly AnyJobType[], openapi?: unknown, consoleAssets?: ConsoleAssets) {
   const env = parseEnv(ApiEnv);
   const logger = new Logger({ serviceName: 'offload-api' });
   const corsOrigins = env.CORS_ORIGINS.split(',').map((o) => o.trim());
@@ -37,31 +41,42 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
     return {
       definition,
       queueUrls: { normal: given.queueUrl, high: given.highQueueUrl },
+      dlqUrl: given.dlqUrl,
       settings: parseSettings(definition, given.settings) as CoreSettings & Record<string, unknown>,
     };
   });
   const queueUrls = new Map(types.map((t) => [t.definition.name, t.queueUrls]));
+  const presignPut = (key: string, contentType: string, size: number, expiresIn: number) =>
+    getSignedUrl(
+      s3Client(),
+      // If-None-Match: * is signed into the URL: the upload cannot overwrite an object that exists (e.g. after its thumbnails were made).
+      new PutObjectCommand({ Bucket: env.RAW_BUCKET, Key: key, ContentType: contentType, ContentLength: size, IfNoneMatch: '*' }),
+      { expiresIn, signableHeaders: new Set(['content-type', 'content-length', 'if-none-match']) },
+    );
+  const presignGet = (key: string, expiresIn: number, downloadName?: string) =>
+    getSignedUrl(
+      s3Client(),
+      new GetObjectCommand({
+        Bucket: env.RESULTS_BUCKET,
+        Key: key,
+        ResponseContentDisposition: downloadName ? `attachment; filename="${downloadName}"` : undefined,
+      }),
+      { expiresIn },
+    );
+  const extraRoutes = consoleRoutes(consoleAssets, {
+    // Where presigned URLs point, whatever the endpoint (AWS's virtual-hosted buckets, or an emulator).
+    storageOrigins: async () => ({
+      raw: new URL(await presignPut('console-origin-probe', 'application/octet-stream', 1, 60)).origin,
+      results: new URL(await presignGet('console-origin-probe', 60)).origin,
+    }),
+    queueStats: () => queueStats(types.map((t) => ({ type: t.definition.name, queueUrl: t.queueUrls.normal, highQueueUrl: t.queueUrls.high, dlqUrl: t.dlqUrl }))),
+  });
 
   const api = createApi(
     {
       repo,
-      presignPut: (key, contentType, size, expiresIn) =>
-        getSignedUrl(
-          s3Client(),
-          // If-None-Match: * is signed into the URL: the upload cannot overwrite an object that exists (e.g. after its thumbnails were made).
-          new PutObjectCommand({ Bucket: env.RAW_BUCKET, Key: key, ContentType: contentType, ContentLength: size, IfNoneMatch: '*' }),
-          { expiresIn, signableHeaders: new Set(['content-type', 'content-length', 'if-none-match']) },
-        ),
-      presignGet: (key, expiresIn, downloadName) =>
-        getSignedUrl(
-          s3Client(),
-          new GetObjectCommand({
-            Bucket: env.RESULTS_BUCKET,
-            Key: key,
-            ResponseContentDisposition: downloadName ? `attachment; filename="${downloadName}"` : undefined,
-          }),
-          { expiresIn },
-        ),
+      presignPut,
+      presignGet,
       putRaw: async (key, body, contentType, jobId) => {
         await s3Client().send(
           new PutObjectCommand({ Bucket: env.RAW_BUCKET, Key: key, Body: body, ContentType: contentType, Metadata: { 'job-id': jobId } }),
@@ -81,7 +96,7 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
       now: () => new Date(),
       newId: newJobId,
     },
-    { presignTtlSeconds: env.PRESIGN_TTL_SECONDS, openapi },
+    { presignTtlSeconds: env.PRESIGN_TTL_SECONDS, openapi, extraRoutes },
     types,
   );
 
@@ -106,7 +121,7 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
         ...corsHeaders(corsOrigins, headers.origin),
         ...response.headers,
       },
-      body: response.body === undefined ? '' : JSON.stringify(response.body),
+      body: response.raw ?? (response.body === undefined ? '' : JSON.stringify(response.body)),
     };
   };
 }

@@ -17,7 +17,10 @@ export interface ApiRequest {
 
 export interface ApiResponse {
   statusCode: number;
+  /** Sent as JSON, unless `raw` is given. */
   body: unknown;
+  /** A body sent as it is (its Content-Type in `headers`), e.g. the console's page. */
+  raw?: string;
   headers?: Record<string, string>;
 }
 

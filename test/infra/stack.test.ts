@@ -162,7 +162,15 @@ describe('the template as a whole', () => {
     // The API function outlives a full long-poll (and its margin), within API Gateway's 29 s.
     expect(api.Properties.Timeout).toBeGreaterThanOrEqual(MAX_WAIT_SECONDS + 2);
     expect(api.Properties.Timeout).toBeLessThanOrEqual(29);
-    expect(actionsOf(plain, api)).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 's3:GetObject', 's3:PutObject', 'sqs:SendMessage']);
+    expect(actionsOf(plain, api)).toEqual(
+      ['cloudwatch:GetMetricData', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem', 's3:GetObject', 's3:PutObject', 'sqs:GetQueueAttributes', 'sqs:SendMessage'].sort(),
+    );
+    // GET /queues reads the counts of every work queue and DLQ, nothing else of SQS; GetMetricData has no resource-level permissions.
+    const counts = statementsOf(plain, api).find((st) => st.Action === 'sqs:GetQueueAttributes');
+    expect(counts.Resource.map((r: any) => r['Fn::GetAtt'][0].replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(
+      ['ReportDlq', 'ReportHighQueue', 'ReportQueue', 'ThumbnailDlq', 'ThumbnailHighQueue', 'ThumbnailQueue'].sort(),
+    );
+    expect(statementsOf(plain, api).find((st) => st.Action === 'cloudwatch:GetMetricData').Resource).toBe('*');
     expect(actionsOn(plain, api, `/index/${INDEXES.byType}`)).toEqual(['dynamodb:Query']);
     expect(actionsOn(plain, api, '/uploads/*')).toEqual(['s3:PutObject']);
     expect(actionsOn(plain, api, '/priority-uploads/*')).toEqual(['s3:PutObject']);
@@ -208,7 +216,7 @@ describe('API', () => {
     });
   });
 
-  it('requires an API key on every route but CORS preflight and the OpenAPI document', () => {
+  it('requires an API key on every route but CORS preflight, the OpenAPI document and the console page', () => {
     const methods = resourcesOfType(plain.json, 'AWS::ApiGateway::Method');
     const pathOf = (m: any): string => {
       const ref = m.Properties.ResourceId.Ref as string | undefined;
@@ -223,7 +231,7 @@ describe('API', () => {
     };
     const routes = methods.filter(([, m]) => m.Properties.HttpMethod !== 'OPTIONS');
     expect(routes.map(([, m]) => `${m.Properties.HttpMethod} ${pathOf(m)}`).sort()).toEqual(
-      ['GET /jobs', 'GET /jobs/{jobId}', 'DELETE /jobs/{jobId}', 'GET /openapi.json', 'POST /jobs', 'POST /reports', 'POST /uploads'].sort(),
+      ['GET /', 'GET /console/{file}', 'GET /jobs', 'GET /jobs/{jobId}', 'DELETE /jobs/{jobId}', 'GET /openapi.json', 'GET /queues', 'POST /jobs', 'POST /reports', 'POST /uploads'].sort(),
     );
     // Every submit declares the optional Idempotency-Key header; a long-poll its waitSeconds.
     for (const [, m] of routes.filter(([, m]) => m.Properties.HttpMethod === 'POST')) {
@@ -231,9 +239,10 @@ describe('API', () => {
     }
     const getJob = routes.find(([, m]) => m.Properties.HttpMethod === 'GET' && pathOf(m) === '/jobs/{jobId}')![1];
     expect(getJob.Properties.RequestParameters).toEqual({ 'method.request.path.jobId': true, 'method.request.querystring.waitSeconds': false });
-    for (const [, m] of routes) expect(m.Properties.ApiKeyRequired, `${m.Properties.HttpMethod} ${pathOf(m)}`).toBe(pathOf(m) !== '/openapi.json');
+    const keyless = ['/', '/console/{file}', '/openapi.json'];
+    for (const [, m] of routes) expect(m.Properties.ApiKeyRequired, `${m.Properties.HttpMethod} ${pathOf(m)}`).toBe(!keyless.includes(pathOf(m)));
     const preflight = methods.filter(([, m]) => m.Properties.HttpMethod === 'OPTIONS');
-    expect(preflight.map(([, m]) => pathOf(m)).sort()).toEqual(['/jobs', '/jobs/{jobId}', '/reports', '/uploads']);
+    expect(preflight.map(([, m]) => pathOf(m)).sort()).toEqual(['/jobs', '/jobs/{jobId}', '/queues', '/reports', '/uploads']);
     for (const [, m] of preflight) {
       // Answered by the API function (no MOCK integration: emulators cannot deploy those).
       expect(m.Properties.ApiKeyRequired).toBe(false);

@@ -19,13 +19,16 @@ function valuesOf(node: unknown, key: string): unknown[] {
 describe('openApiDocument (built-in types)', () => {
   it("has the platform's paths and every type's own", () => {
     expect(doc.openapi).toMatch(/^3\.0\./);
-    expect(Object.keys(doc.paths).sort()).toEqual(['/jobs', '/jobs/{jobId}', '/openapi.json', '/reports', '/uploads']);
+    expect(Object.keys(doc.paths).sort()).toEqual(['/', '/console/{file}', '/jobs', '/jobs/{jobId}', '/openapi.json', '/queues', '/reports', '/uploads']);
     expect(Object.keys(doc.paths['/jobs']).sort()).toEqual(['get', 'post']);
     expect(doc.paths['/jobs/{jobId}'].get.operationId).toBe('GetJob');
     expect(doc.paths['/uploads'].post).toMatchObject({ operationId: 'CreateUpload', tags: ['thumbnail'] });
     expect(doc.paths['/reports'].post).toMatchObject({ operationId: 'CreateReport', tags: ['report'] });
-    // The document itself needs no key; everything else does.
+    // The document and the console's static files need no key; everything else does.
     expect(doc.paths['/openapi.json'].get.security).toEqual([]);
+    expect(doc.paths['/'].get.security).toEqual([]);
+    expect(doc.paths['/console/{file}'].get.security).toEqual([]);
+    expect(doc.paths['/queues'].get.security).toBeUndefined();
     expect(doc.security).toEqual([{ apiKey: [] }]);
   });
 

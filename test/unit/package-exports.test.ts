@@ -4,6 +4,7 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { builtInJobTypes, OffloadStack } from 'offload';
+import { OffloadClient, verifyWebhook } from 'offload/client';
 import { createWorker, defineJobType } from 'offload/runtime';
 import { wordcount } from '../fixtures/job-types/wordcount';
 
@@ -13,6 +14,14 @@ describe('package exports', () => {
     expect(builtInJobTypes.map((t) => t.definition.name)).toEqual(['thumbnail', 'report']);
     expect(createWorker).toBeTypeOf('function');
     expect(defineJobType({ ...wordcount.definition })).toEqual(wordcount.definition);
+  });
+
+  it('export the producer SDK, which needs no AWS SDK', () => {
+    expect(new OffloadClient({ baseUrl: 'https://api.example/v1', apiKey: 'k' })).toBeInstanceOf(OffloadClient);
+    expect(verifyWebhook).toBeTypeOf('function');
+    const source = fs.readFileSync(path.join(__dirname, '..', '..', 'client', 'index.ts'), 'utf8');
+    const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
+    expect(imports.filter((m) => !m.startsWith('node:') && !m.startsWith('../lambda/shared/model'))).toEqual([]);
   });
 
   it('compose the built-in types with a user type in a stack of the user’s own', () => {
