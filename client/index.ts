@@ -26,6 +26,23 @@ export class OffloadError extends Error {
     super(message);
     this.name = 'OffloadError';
   }
+  /** Worth retrying: throttled, a server or gateway failure, or no answer at all. */
+  get transient(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+  override toString(): string {
+    return `${this.code}: ${this.message}`;
+  }
+}
+
+/** `POST /uploads`'s answer: where and how to PUT the file. */
+export interface PresignedUpload {
+  jobId: string;
+  uploadUrl: string;
+  method: 'PUT';
+  headers: Record<string, string>;
+  expiresAt: string;
+  statusUrl: string;
 }
 
 export interface OffloadClientOptions {
@@ -116,19 +133,25 @@ export class OffloadClient {
     const data = typeof file === 'string' ? await fs.promises.readFile(file) : Buffer.from(file);
     const filename = options.filename ?? (typeof file === 'string' ? path.basename(file) : 'upload');
     const contentType = options.contentType ?? CONTENT_TYPES[path.extname(filename).toLowerCase()] ?? 'application/octet-stream';
-    const created = await this.request<{ jobId: string; statusUrl: string; uploadUrl: string; headers: Record<string, string> }>(
-      'POST',
-      'uploads',
-      { filename, contentType, size: data.length, ...(options.priority ? { priority: options.priority } : {}) },
-      { idempotencyKey: options.idempotencyKey ?? randomUUID() },
-    );
-    await putWithProgress(created.body.uploadUrl, created.body.headers, data, options.onProgress);
-    return { jobId: created.body.jobId, statusUrl: created.body.statusUrl, replayed: created.replayed };
+    const created = await this.createUpload({ filename, contentType, size: data.length, ...(options.priority ? { priority: options.priority } : {}) }, options);
+    await putWithProgress(created.uploadUrl, created.headers, data, options.onProgress);
+    return { jobId: created.jobId, statusUrl: created.statusUrl, replayed: created.replayed };
   }
 
-  /** `GET /jobs/{jobId}`. */
-  async get(jobId: string): Promise<JobView> {
-    return (await this.request<JobView>('GET', `jobs/${encodeURIComponent(jobId)}`)).body;
+  /** `POST /uploads` alone: the job and its presigned URL, for callers that PUT the file themselves (the CLI, with its own progress bars). */
+  async createUpload(
+    body: { filename: string; contentType: string; size: number; priority?: 'high' | 'normal' },
+    options: { idempotencyKey?: string } = {},
+  ): Promise<PresignedUpload & { replayed: boolean }> {
+    const res = await this.request<PresignedUpload>('POST', 'uploads', body, { idempotencyKey: options.idempotencyKey ?? randomUUID() });
+    return { ...res.body, replayed: res.replayed };
+  }
+
+  /** `GET /jobs/{jobId}`; with `waitSeconds` (0..20) a long-poll: the API answers once the job is terminal, or after that long. */
+  async get(jobId: string, options: { waitSeconds?: number; signal?: AbortSignal } = {}): Promise<JobView> {
+    const wait = options.waitSeconds ? Math.max(0, Math.min(20, Math.round(options.waitSeconds))) : 0;
+    const query = wait ? `?waitSeconds=${wait}` : '';
+    return (await this.request<JobView>('GET', `jobs/${encodeURIComponent(jobId)}${query}`, undefined, { signal: options.signal, extraMs: wait * 1000 })).body;
   }
 
   /**
@@ -158,15 +181,21 @@ export class OffloadClient {
   async *list(options: ListOptions = {}): AsyncGenerator<JobView[]> {
     let cursor: string | null | undefined;
     do {
-      const q = new URLSearchParams();
-      if (options.type) q.set('type', options.type);
-      if (options.status) q.set('status', options.status);
-      if (options.limit) q.set('limit', String(options.limit));
-      if (cursor) q.set('cursor', cursor);
-      const page = (await this.request<{ jobs: JobView[]; nextCursor: string | null }>('GET', `jobs${q.size ? `?${q}` : ''}`)).body;
+      const page = await this.page({ ...options, cursor: cursor ?? undefined });
       yield page.jobs;
       cursor = page.nextCursor;
     } while (cursor);
+  }
+
+  /** One page of `GET /jobs` (what `list` iterates). */
+  async page(options: ListOptions & { cursor?: string } = {}): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+    const q = new URLSearchParams();
+    if (options.type) q.set('type', options.type);
+    if (options.status) q.set('status', options.status);
+    if (options.limit) q.set('limit', String(options.limit));
+    if (options.cursor) q.set('cursor', options.cursor);
+    const body = (await this.request<{ jobs: JobView[]; nextCursor?: string | null }>('GET', `jobs${q.size ? `?${q}` : ''}`)).body;
+    return { jobs: body.jobs, nextCursor: body.nextCursor ?? null };
   }
 
   /**
@@ -195,36 +224,45 @@ export class OffloadClient {
           signal: extra.signal ? AbortSignal.any([extra.signal, timeout]) : timeout,
         });
         const text = await res.text();
-        if (res.ok) return { body: (text ? JSON.parse(text) : undefined) as T, replayed: res.headers.get('idempotent-replayed') === 'true' };
-        error = errorOf(res.status, text, res.headers.get('retry-after'));
+        if (res.ok) {
+          try {
+            return { body: (text ? JSON.parse(text) : undefined) as T, replayed: res.headers.get('idempotent-replayed') === 'true' };
+          } catch {
+            throw new OffloadError(res.status, 'invalid_response', `${method} ${url.pathname} answered ${res.status} with a body that is not JSON`);
+          }
+        }
+        error = errorFromResponse(res.status, text, res.headers.get('retry-after'));
       } catch (err) {
         if (err instanceof OffloadError) throw err;
         if (extra.signal?.aborted) throw extra.signal.reason;
-        error = new OffloadError(0, 'network_error', `cannot reach ${url.origin}: ${(err as Error).message}`);
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        const reason = (err as Error).name === 'TimeoutError' ? 'no answer in time' : (cause?.code ?? cause?.message ?? (err as Error).message);
+        error = new OffloadError(0, 'network_error', `cannot reach ${url.origin}: ${reason}`);
       }
-      const retryable = error.status === 0 || error.status === 429 || error.status >= 500;
-      if (!retryable || attempt >= this.retries) throw error;
+      // A POST is retried too: it carries an Idempotency-Key, so a retry never makes a second job.
+      if (!error.transient || attempt >= this.retries) throw error;
       const backoff = this.random() * Math.min(8000, 250 * 2 ** attempt);
       await this.sleep(error.retryAfter !== undefined ? error.retryAfter * 1000 : backoff);
     }
   }
 }
 
-function errorOf(status: number, text: string, retryAfterHeader: string | null): OffloadError {
-  let code = `http_${status}`;
-  let message = text.replace(/\s+/g, ' ').trim().slice(0, 200) || `HTTP ${status}`;
+/**
+ * The API's `{ error: { code, message } }`; API Gateway's own answers before the function
+ * (`{ message }`: a bad key is `forbidden`); or a short description of whatever came back.
+ */
+export function errorFromResponse(status: number, text: string, retryAfterHeader: string | null = null): OffloadError {
+  const retryAfter = parseRetryAfter(retryAfterHeader);
   try {
     const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown }; message?: unknown };
     if (typeof body?.error?.code === 'string') {
-      code = body.error.code;
-      message = typeof body.error.message === 'string' ? body.error.message : message;
-    } else if (typeof body?.message === 'string') {
-      message = body.message;
+      return new OffloadError(status, body.error.code, typeof body.error.message === 'string' ? body.error.message : '', retryAfter);
     }
+    if (typeof body?.message === 'string') return new OffloadError(status, status === 403 ? 'forbidden' : `http_${status}`, body.message, retryAfter);
   } catch {
     // not JSON: the status code says it
   }
-  return new OffloadError(status, code, message, parseRetryAfter(retryAfterHeader));
+  return new OffloadError(status, `http_${status}`, text.replace(/\s+/g, ' ').trim().slice(0, 200) || `HTTP ${status}`, retryAfter);
 }
 
 /** Retry-After as seconds: delta-seconds, or an HTTP date. */

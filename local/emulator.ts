@@ -47,6 +47,27 @@ const MOTO_STREAM_MAPPING_FIX =
   '    print(f"offload: moto stream mapping fix not applied: {e}", file=sys.stderr)\n';
 
 /**
+ * moto delivers an SNS message to each subscription inside Publish, and a delivery that fails
+ * (e.g. to an SQS queue deleted while still subscribed) fails the Publish itself. On AWS,
+ * delivery is asynchronous: Publish succeeds, and a failed delivery is retried by SNS and then
+ * dropped or dead-lettered per subscription; it never fails the publisher. Without this, one
+ * deleted subscriber queue makes every later notification of the stack fail and blocks the
+ * notifier's stream shard. Patched in the server process, as for the stream mappings.
+ */
+const MOTO_SNS_DELIVERY_FIX =
+  'try:\n' +
+  '    from moto.sns.models import Subscription as _Sub\n' +
+  '    _deliver = _Sub.publish\n' +
+  '    def _deliver_or_drop(self, *args, **kwargs):\n' +
+  '        try:\n' +
+  '            return _deliver(self, *args, **kwargs)\n' +
+  '        except Exception as e:\n' +
+  '            print(f"offload: SNS delivery to {self.endpoint} failed and was dropped (as SNS does after its retries): {e}", file=sys.stderr)\n' +
+  '    _Sub.publish = _deliver_or_drop\n' +
+  'except Exception as e:\n' +
+  '    print(f"offload: moto SNS delivery fix not applied: {e}", file=sys.stderr)\n';
+
+/**
  * moto's server under a watchdog: it exits when its stdin closes, i.e. when the process
  * that started it is gone, however that process ended (even SIGKILL). When moto's server
  * cannot be imported (missing, or broken) it exits with NO_MOTO (no separate probe: the import is most of
@@ -60,6 +81,7 @@ const MOTO_LAUNCHER =
   'except Exception as e:\n' +
   `    sys.stderr.write('%s\\n' % e); os._exit(${NO_MOTO})\n` +
   MOTO_STREAM_MAPPING_FIX +
+  MOTO_SNS_DELIVERY_FIX +
   'main(sys.argv[1:])\n';
 
 /**

@@ -510,8 +510,11 @@ describe('API abuse', () => {
     for (const [method, path] of [['GET', '/uploads'], ['GET', '/reports'], ['PUT', '/jobs'], ['POST', `/jobs/${id}`], ['OPTIONS', '/nowhere'], ['OPTIONS', '/jobs/x/y']]) {
       cases.push({ label: `${method} ${path}`, method, path, status: 404, code: 'not_found' });
     }
+    // `/` is the console's page (no key): see the web console's own test. Its files are named.
     const unknown = [
-      '/',
+      '/console',
+      '/console/nope.js',
+      '/console/app.js/x',
       '/v1/jobs',
       '/v1/uploads',
       '/jobs/a/b',
@@ -532,7 +535,6 @@ describe('API abuse', () => {
     const notJobs = [
       '/jobs/%00',
       '/jobs/%ZZ',
-      '/jobs/%2e%2e',
       '/jobs/..%2fuploads',
       '/jobs/..%5c..%5cx',
       '/jobs/%0d%0aX-Injected:%201',

@@ -14,7 +14,9 @@ import { sharedInstance, useSharedInstance } from './client';
  * Screenshots go to .offload/artifacts/console/ (kept after the run).
  */
 const ctx = sharedInstance();
-useSharedInstance('shared');
+// Alone on the shared instance while it runs: the page shows the newest jobs of everyone, so
+// other files' jobs would push this one's off the page a person is looking at.
+useSharedInstance('exclusive');
 
 const CHROMIUM = process.env.OFFLOAD_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(__dirname, '..', '..', '.offload', 'artifacts', 'console');

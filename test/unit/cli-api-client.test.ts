@@ -25,11 +25,12 @@ describe('ApiClient', () => {
     const f = fakeFetch([json(202, { jobId: 'j', statusUrl: 's' })]);
     const c = new ApiClient('https://x.example/prod/', 'k', { fetch: f.impl });
     expect(await c.createReport({ from: '2025-01-01', to: '2025-01-02' })).toEqual({ jobId: 'j', statusUrl: 's' });
+    // Through the SDK: POST /jobs with the report type (the same as POST /reports), with an Idempotency-Key.
     expect(f.calls[0]).toMatchObject({
-      url: 'https://x.example/prod/reports',
+      url: 'https://x.example/prod/jobs',
       method: 'POST',
-      headers: { 'x-api-key': 'k', 'content-type': 'application/json' },
-      body: '{"from":"2025-01-01","to":"2025-01-02"}',
+      headers: { 'x-api-key': 'k', 'content-type': 'application/json', 'idempotency-key': expect.stringMatching(/^[0-9a-f-]{36}$/) },
+      body: '{"type":"report","input":{"from":"2025-01-01","to":"2025-01-02"}}',
     });
   });
 
@@ -54,17 +55,21 @@ describe('ApiClient', () => {
     expect(errorFromResponse(500, '')).toMatchObject({ message: 'HTTP 500' });
   });
 
-  it('retries transient failures of GETs, and only throttling of other methods', async () => {
+  it('retries transient failures of GETs, and of POSTs under the same Idempotency-Key (so a retry never makes a second job)', async () => {
     const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
     const f = fakeFetch([refused, json(503, { message: 'Service Unavailable' }), json(200, { jobId: 'j' })]);
     const c = new ApiClient('https://x/', 'k', { fetch: f.impl, sleep: noSleep });
     expect(await c.getJob('j')).toEqual({ jobId: 'j' });
     expect(f.calls).toHaveLength(3);
 
-    const p = fakeFetch([json(429, { message: 'Too Many Requests' }), json(502, { message: 'Bad Gateway' })]);
-    const err = await new ApiClient('https://x/', 'k', { fetch: p.impl, sleep: noSleep }).createReport({ from: 'a', to: 'b' }).catch((e) => e);
-    expect(err).toMatchObject({ status: 502 });
-    expect(p.calls).toHaveLength(2); // 429 retried, 502 not (the POST may have created a job)
+    const p = fakeFetch([json(429, { message: 'Too Many Requests' }), json(502, { message: 'Bad Gateway' }), json(202, { jobId: 'r', statusUrl: 's' })]);
+    expect(await new ApiClient('https://x/', 'k', { fetch: p.impl, sleep: noSleep }).createReport({ from: 'a', to: 'b' })).toEqual({ jobId: 'r', statusUrl: 's' });
+    expect(p.calls).toHaveLength(3);
+    expect(new Set(p.calls.map((call) => call.headers['idempotency-key'])).size).toBe(1);
+
+    const q = fakeFetch([json(400, { error: { code: 'invalid_request', message: 'from: bad' } })]);
+    await expect(new ApiClient('https://x/', 'k', { fetch: q.impl, sleep: noSleep }).createReport({ from: 'a', to: 'b' })).rejects.toMatchObject({ status: 400 });
+    expect(q.calls).toHaveLength(1); // a client error is not retried
   });
 
   it('asks for a long-poll with waitSeconds, within 0..20', async () => {

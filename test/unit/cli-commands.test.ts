@@ -115,8 +115,10 @@ beforeAll(async () => {
         statusUrl: `${base}prod/jobs/${jobId}`,
       });
     }
-    if (route === 'POST /reports') {
-      const b = JSON.parse(data.toString());
+    // The CLI (through the SDK) submits a report as POST /jobs {type: 'report', input}, the same as POST /reports.
+    if (route === 'POST /reports' || (route === 'POST /jobs' && JSON.parse(data.toString()).type === 'report')) {
+      const parsed = JSON.parse(data.toString());
+      const b = route === 'POST /jobs' ? parsed.input : parsed;
       const jobId = `00000000-0000-4000-9000-${String(++n).padStart(12, '0')}`;
       jobs.set(jobId, { jobId, type: 'report', status: 'queued', polls: 0, params: { ...b, formats: b.formats ?? ['csv', 'pdf'] } });
       return send(res, 202, { jobId, statusUrl: `${base}prod/jobs/${jobId}` });
