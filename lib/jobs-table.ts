@@ -35,7 +35,8 @@ export class JobsTable extends Construct {
       partitionKey: { name: 'sweepShard', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'sweepAt', type: dynamodb.AttributeType.NUMBER },
       projectionType: dynamodb.ProjectionType.INCLUDE,
-      nonKeyAttributes: ['type', 'status'],
+      // What the sweeper needs to end a job with one write: failed (by status), or cancelled.
+      nonKeyAttributes: ['type', 'status', 'cancelRequested'],
     });
   }
 }

@@ -390,7 +390,7 @@ export class JobsRepo {
   }
 
   /** Unfinished jobs of one sweep partition whose deadline passed before `nowMs`, oldest first. */
-  async *due(shard: string, nowMs: number): AsyncGenerator<Pick<JobRecord, 'jobId' | 'type' | 'status' | 'sweepAt'>> {
+  async *due(shard: string, nowMs: number): AsyncGenerator<Pick<JobRecord, 'jobId' | 'type' | 'status' | 'sweepAt' | 'cancelRequested'>> {
     yield* this.queryAll({
       IndexName: INDEXES.byDeadline,
       KeyConditionExpression: 'sweepShard = :s AND sweepAt < :now',
@@ -400,13 +400,15 @@ export class JobsRepo {
 
   /**
    * Fails a job whose deadline passed: only if nothing moved it since it was found (its
-   * `sweepAt` is still the one read, so a claim or release in between wins). A job with
-   * `cancelRequested` ends `cancelled` instead.
+   * `sweepAt` is still the one read, so a claim or release in between wins). A job whose
+   * cancellation was asked for (`cancelRequested`, read from the deadline index with the rest:
+   * its worker died before it could stop) ends `cancelled` instead. One conditional write
+   * either way.
    */
-  async sweep(jobId: string, sweepAt: number, error: JobError): Promise<JobRecord | undefined> {
-    // A job whose cancellation was asked for (its worker died before it could stop) ends as asked.
+  async sweep(jobId: string, sweepAt: number, error: JobError, cancelRequested = false): Promise<JobRecord | undefined> {
+    if (!cancelRequested) return this.failIf(jobId, error, 'sweepAt = :found', { ':found': sweepAt });
     const now = this.now().toISOString();
-    const cancelled = await this.updateIf({
+    return this.updateIf({
       Key: { jobId },
       UpdateExpression:
         'SET #s = :cancelled, completedAt = :now, updatedAt = :now, outputs = :none REMOVE leaseOwner, leaseUntil, sweepShard, sweepAt',
@@ -415,7 +417,6 @@ export class JobsRepo {
       ExpressionAttributeValues: { ':cancelled': 'cancelled', ':now': now, ':none': [], ':found': sweepAt, ':yes': true },
       ReturnValues: 'ALL_NEW',
     });
-    return cancelled ?? this.failIf(jobId, error, 'sweepAt = :found', { ':found': sweepAt });
   }
 
   /**

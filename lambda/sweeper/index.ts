@@ -54,7 +54,7 @@ export const handler = async (_event: unknown, context: Context): Promise<{ fail
       SWEEP_SHARD_KEYS.map(async (shard) => {
         for await (const due of repo.due(shard, now)) {
           if (due.sweepAt === undefined || !due.status) continue;
-          const job = await repo.sweep(due.jobId, due.sweepAt, sweepError(due.status));
+          const job = await repo.sweep(due.jobId, due.sweepAt, sweepError(due.status), due.cancelRequested === true);
           if (!job) continue;
           failed.push(job.jobId);
           logger.warn('unfinished job ended past its deadline', { jobId: job.jobId, type: job.type, was: due.status, status: job.status, code: job.error?.code });

@@ -569,7 +569,7 @@ describe('sweeper', () => {
             { AttributeName: 'sweepShard', KeyType: 'HASH' },
             { AttributeName: 'sweepAt', KeyType: 'RANGE' },
           ],
-          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['type', 'status'] },
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['type', 'status', 'cancelRequested'] },
         },
       ]),
     });

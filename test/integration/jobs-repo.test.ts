@@ -73,7 +73,7 @@ describe('the jobs table', () => {
       { AttributeName: 'sweepAt', KeyType: 'RANGE' },
     ]);
     expect(byName[INDEXES.byDeadline].Projection).toMatchObject({ ProjectionType: 'INCLUDE' });
-    expect([...(byName[INDEXES.byDeadline].Projection?.NonKeyAttributes ?? [])].sort()).toEqual(['status', 'type']);
+    expect([...(byName[INDEXES.byDeadline].Projection?.NonKeyAttributes ?? [])].sort()).toEqual(['cancelRequested', 'status', 'type']);
     expect(Table?.AttributeDefinitions).toContainEqual({ AttributeName: 'sweepAt', AttributeType: 'N' });
     expect(Table?.AttributeDefinitions).toContainEqual({ AttributeName: 'sweepShard', AttributeType: 'S' });
   });
@@ -579,11 +579,15 @@ describe('cancellation', () => {
     advance(5000);
     const sweepAt = (await repo.get(jobId))!.sweepAt!;
     expect(claimed.job?.sweepAt).toBe(sweepAt);
-    const swept = await repo.sweep(jobId, sweepAt, ERR);
+    // The deadline index carries cancelRequested, as the sweeper reads it.
+    const due: any[] = [];
+    for await (const d of repo.due(sweepShardOf(jobId), sweepAt + 1)) due.push(d);
+    expect(due.find((d) => d.jobId === jobId)).toMatchObject({ status: 'processing', cancelRequested: true, sweepAt });
+    const swept = await repo.sweep(jobId, sweepAt, ERR, true);
     expect(swept).toMatchObject({ status: 'cancelled', cancelRequested: true, outputs: [] });
     expect(swept).not.toHaveProperty('error');
     expect(swept).not.toHaveProperty('sweepAt');
-    expect(await repo.sweep(jobId, sweepAt, ERR)).toBeUndefined();
+    expect(await repo.sweep(jobId, sweepAt, ERR, true)).toBeUndefined();
   });
 
   it('cancels at once a job released back to queued after its cancel was requested', async () => {
