@@ -249,7 +249,9 @@ describe('crash', () => {
     const thumbnail = local.functions.find((f) => f.spec.label === 'thumbnail')!;
     // The kill: the first thumbnail environment to claim a job (the conditional UpdateItem
     // that makes it `processing`) dies as the claim returns, its batch unfinished.
-    const crashed = thumbnail.crashAfterCall(/^DynamoDB_20120810\.UpdateItem$/);
+    // Only an invocation with one of this test's uploads carries it (not, say, the test events S3
+    // sends each queue when its notification is set up, which make no claim).
+    const crashed = thumbnail.arm({ call: /^DynamoDB_20120810\.UpdateItem$/ }, { when: (event) => JSON.stringify(event).includes('crash-') });
     onTestFinished(() => thumbnail.cancelCrash());
     const photo = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
     const ids = await Promise.all([0, 1, 2, 3].map((i) => ctx.presignedUpload(`crash-${i}.jpg`, 'image/jpeg', photo)));
