@@ -93,9 +93,11 @@ export interface ListOptions {
 }
 
 const TERMINAL = new Set<string>(['succeeded', 'failed', 'cancelled']);
+/** Extension -> the content type the API accepts. Anything else is sent as octet-stream (and refused by the API with 415). */
 const CONTENT_TYPES: Record<string, string> = {
   '.jpg': 'image/jpeg',
   '.jpeg': 'image/jpeg',
+  '.jpe': 'image/jpeg',
   '.png': 'image/png',
   '.webp': 'image/webp',
   '.gif': 'image/gif',
@@ -103,6 +105,13 @@ const CONTENT_TYPES: Record<string, string> = {
   '.tiff': 'image/tiff',
   '.avif': 'image/avif',
 };
+
+export const FALLBACK_CONTENT_TYPE = 'application/octet-stream';
+
+/** The content type an upload of this file name is sent with. */
+export function contentTypeFor(file: string): string {
+  return CONTENT_TYPES[path.extname(file).toLowerCase()] ?? FALLBACK_CONTENT_TYPE;
+}
 
 export class OffloadClient {
   private readonly base: string;
@@ -132,7 +141,7 @@ export class OffloadClient {
   async upload(file: string | Buffer | Uint8Array, options: UploadOptions = {}): Promise<Accepted> {
     const data = typeof file === 'string' ? await fs.promises.readFile(file) : Buffer.from(file);
     const filename = options.filename ?? (typeof file === 'string' ? path.basename(file) : 'upload');
-    const contentType = options.contentType ?? CONTENT_TYPES[path.extname(filename).toLowerCase()] ?? 'application/octet-stream';
+    const contentType = options.contentType ?? contentTypeFor(filename);
     const created = await this.createUpload({ filename, contentType, size: data.length, ...(options.priority ? { priority: options.priority } : {}) }, options);
     await putWithProgress(created.uploadUrl, created.headers, data, options.onProgress);
     return { jobId: created.jobId, statusUrl: created.statusUrl, replayed: created.replayed };
