@@ -125,7 +125,9 @@ describe('SqsEventSource', () => {
   });
 
   it('never runs more batches at once than maxConcurrency', async () => {
-    const q = await queuePair(30);
+    // A visibility timeout longer than the test can take: no message comes back while its
+    // batch is held (a redelivery would be SQS's at-least-once, not what this test counts).
+    const q = await queuePair(600);
     for (let i = 0; i < 4; i++) {
       await sqs.send(new SendMessageBatchCommand({ QueueUrl: q.url, Entries: Array.from({ length: 10 }, (_, j) => ({ Id: String(j), MessageBody: `m${i}-${j}` })) }));
     }
