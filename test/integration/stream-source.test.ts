@@ -20,6 +20,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { InvokeOutcome } from '../../local/function-pool';
 import { DynamoStreamEventSource, type StreamInvoke, type StreamSourceConfig } from '../../local/stream-source';
 import { startMoto, testCredentials, type Moto } from '../helpers/moto';
+import { streamSourceConfig } from '../helpers/stream-config';
 
 /**
  * The local runtime's DynamoDB Streams event source against a real DynamoDB Streams API
@@ -78,21 +79,7 @@ const setStatus = (t: { name: string }, jobId: string, status: string) =>
   );
 
 function config(t: { streamArn: string }, over: Partial<StreamSourceConfig> = {}): StreamSourceConfig {
-  return {
-    label: 'notifier',
-    functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:notifier',
-    streamArn: t.streamArn,
-    region,
-    startingPosition: 'TRIM_HORIZON',
-    batchSize: 10,
-    batchingWindowSeconds: 0,
-    bisectBatchOnFunctionError: false,
-    maximumRetryAttempts: -1,
-    maximumRecordAgeSeconds: -1,
-    reportBatchItemFailures: true,
-    filterPatterns: [],
-    ...over,
-  };
+  return streamSourceConfig(t.streamArn, { region, reportBatchItemFailures: true, ...over });
 }
 
 /** A fake function: records every event, answers with `respond` (default: success). */

@@ -9,6 +9,7 @@ import {
 import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoStreamEventSource, type StreamSourceConfig } from '../../local/stream-source';
+import { streamSourceConfig } from '../helpers/stream-config';
 
 /**
  * Shard lineage, which moto cannot show (its streams have one shard that never closes):
@@ -61,21 +62,7 @@ class FakeStreams {
   };
 }
 
-const config = (over: Partial<StreamSourceConfig> = {}): StreamSourceConfig => ({
-  label: 'notifier',
-  functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:notifier',
-  streamArn: ARN,
-  region: 'us-east-1',
-  startingPosition: 'TRIM_HORIZON',
-  batchSize: 10,
-  batchingWindowSeconds: 0,
-  bisectBatchOnFunctionError: false,
-  maximumRetryAttempts: -1,
-  maximumRecordAgeSeconds: -1,
-  reportBatchItemFailures: false,
-  filterPatterns: [],
-  ...over,
-});
+const config = (over: Partial<StreamSourceConfig> = {}): StreamSourceConfig => streamSourceConfig(ARN, over);
 
 const sources: DynamoStreamEventSource[] = [];
 afterEach(async () => {
