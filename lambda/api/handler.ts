@@ -69,7 +69,11 @@ export function createApiHandler(definitions: readonly AnyJobType[], openapi?: u
       raw: new URL(await presignPut('console-origin-probe', 'application/octet-stream', 1, 60)).origin,
       results: new URL(await presignGet('console-origin-probe', 60)).origin,
     }),
-    queueStats: () => queueStats(types.map((t) => ({ type: t.definition.name, queueUrl: t.queueUrls.normal, highQueueUrl: t.queueUrls.high, dlqUrl: t.dlqUrl }))),
+    queueStats: () =>
+      queueStats(
+        types.map((t) => ({ type: t.definition.name, queueUrl: t.queueUrls.normal, highQueueUrl: t.queueUrls.high, dlqUrl: t.dlqUrl })),
+        (error) => logger.warn('oldest-message ages unavailable from CloudWatch; answered without them', { error: error as Error }),
+      ),
   });
 
   const api = createApi(

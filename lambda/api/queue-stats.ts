@@ -11,7 +11,11 @@ let cloudWatch: CloudWatchClient | undefined;
  * GetMetricData, one call for every queue; null when CloudWatch has no datapoint, as for an
  * idle queue or an emulator).
  */
-export async function queueStats(types: { type: string; queueUrl: string; highQueueUrl: string; dlqUrl: string }[]): Promise<QueueStats[]> {
+export async function queueStats(
+  types: { type: string; queueUrl: string; highQueueUrl: string; dlqUrl: string }[],
+  /** Told when CloudWatch could not be read (the ages are then null): the counts still answer. */
+  onAgesUnavailable: (err: unknown) => void = () => undefined,
+): Promise<QueueStats[]> {
   cloudWatch ??= new CloudWatchClient({});
   const [counts, ages] = await Promise.all([
     Promise.all(
@@ -23,7 +27,10 @@ export async function queueStats(types: { type: string; queueUrl: string; highQu
     oldestAgesFromCloudWatch(
       cloudWatch,
       types.flatMap((t) => [queueNameFromUrl(t.queueUrl), queueNameFromUrl(t.highQueueUrl)]),
-    ).catch(() => new Map<string, number>()),
+    ).catch((err: unknown) => {
+      onAgesUnavailable(err);
+      return new Map<string, number>();
+    }),
   ]);
   return types.map((t, i) => {
     const { normal, high, dlq } = counts[i];
