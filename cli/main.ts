@@ -5,6 +5,7 @@ import { JOB_STATUSES } from '../lambda/shared/contract';
 import { ApiError } from './api-client';
 import type { GlobalFlags } from './config';
 import { CliContext } from './context';
+import { cancel } from './commands/cancel';
 import { dlq } from './commands/dlq';
 import { jobs } from './commands/jobs';
 import { queues } from './commands/queues';
@@ -96,6 +97,13 @@ export function buildProgram(term: Terminal, setExit: (code: number) => void, en
     .argument('<jobIds...>', 'job ids')
     .option('--json', 'print the jobs as a JSON array')
     .action(run((ids: string[], opts, cmd: Command) => status(context(cmd), ids, opts)));
+
+  program
+    .command('cancel')
+    .description('cancel jobs: one not started is cancelled at once, a processing one is asked to stop')
+    .argument('<jobIds...>', 'job ids')
+    .option('--json', 'print the jobs as a JSON array')
+    .action(run((ids: string[], opts, cmd: Command) => cancel(context(cmd), ids, opts)));
 
   program
     .command('jobs')

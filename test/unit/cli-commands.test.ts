@@ -130,6 +130,14 @@ beforeAll(async () => {
       const page = all.slice(start, start + limit);
       return send(res, 200, { jobs: page.map(view), nextCursor: start + limit < all.length ? String(start + limit) : null });
     }
+    const d = /^DELETE \/jobs\/(.+)$/.exec(route);
+    if (d) {
+      const j = jobs.get(d[1]);
+      if (!j) return send(res, 404, { error: { code: 'not_found', message: `no job "${d[1]}"` } });
+      if (['succeeded', 'failed', 'cancelled'].includes(j.status)) return send(res, 409, { error: { code: 'conflict', message: `job ${j.jobId} is ${j.status} already: there is nothing to cancel` } });
+      j.status = 'cancelled';
+      return send(res, 202, view(j));
+    }
     const m = /^GET \/jobs\/(.+)$/.exec(route);
     if (m) {
       const j = jobs.get(m[1]);
@@ -273,6 +281,23 @@ describe('offload (in-process)', () => {
     const table = await cli(['jobs', '-n', '2']);
     expect(table.stdout.trim().split('\n')).toHaveLength(3);
     expect(table.stdout).toMatch(/^JOB ID\s+TYPE\s+STATUS\s+CREATED\s+SUBJECT/);
+  });
+
+  it('cancel: a queued job is cancelled (exit 0, JSON view); a finished one is a 409 on stderr and exit 1; an unknown id exit 1', async () => {
+    const submitted = await cli(['report', '--from', '2025-02-01', '--to', '2025-02-02']);
+    const id = submitted.stdout.trim();
+    const r = await cli(['cancel', id, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject([{ jobId: id, status: 'cancelled' }]);
+    const again = await cli(['cancel', id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim()).toBe(`offload: ${id}: conflict: job ${id} is cancelled already: there is nothing to cancel`);
+    const unknown = await cli(['cancel', '00000000-0000-4000-8000-999999999999']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/not_found/);
+    const plain = await cli(['cancel', (await cli(['report', '--from', '2025-02-01', '--to', '2025-02-02'])).stdout.trim()]);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toMatch(/^[0-9a-f-]{36}\s+cancelled$/m);
   });
 
   it('report --out downloads the outputs', async () => {
