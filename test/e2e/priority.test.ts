@@ -58,7 +58,9 @@ describe('priority lanes', () => {
     const warm = await Promise.all([0, 1, 2].map(() => report('high')));
     for (const j of await Promise.all(warm.map((id) => ctx.waitForJob(id, 120_000)))) expect(j.status, JSON.stringify(j.error)).toBe('succeeded');
 
-    const N = 16;
+    // Empty-range reports take a fraction of a second each: the backlog must outlast the high
+    // job's own submit and pickup even on a loaded machine (16 were once drained 9 deep by then).
+    const N = 40;
     const normal = await Promise.all(Array.from({ length: N }, () => report('normal')));
     const high = await ctx.waitForJob(await report('high'), 120_000);
     expect(high.status, JSON.stringify(high.error)).toBe('succeeded');
