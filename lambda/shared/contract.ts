@@ -89,20 +89,3 @@ export const queueOutputKeys = (type: string): { queue: string; high: string; dl
   high: `${pascalCase(type)}HighQueueUrl`,
   dlq: `${pascalCase(type)}DlqUrl`,
 });
-
-/**
- * Tenants. A tenant is an API key of the stack (API Gateway is the registry: the key's name is
- * `<stackName>.<tenant>`, its usage plan its limits); the API function knows the caller by the
- * key's id (`requestContext.identity.apiKeyId`), which is what jobs record as `tenant`. What API
- * Gateway cannot hold (webhook signing secrets, the jobs-in-flight counter) is an item of the
- * jobs table keyed `tenant#<apiKeyId>` (no `type`, so no index, list or notification sees it).
- */
-export const TENANT_ITEM_PREFIX = 'tenant#';
-/** The tenant of the API key the stack itself creates (and local mode's key). */
-export const DEFAULT_TENANT = 'default';
-/** A tenant's name: what `offload tenants create <name>` takes. */
-export const TENANT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-/** The API key name of a tenant of a stack. */
-export const tenantKeyName = (stackName: string, tenant: string): string => `${stackName}.${tenant}`;
-/** After `rotate-secret`, the previous webhook secret still signs (a second `v1=`) this long. */
-export const WEBHOOK_SECRET_OVERLAP_SECONDS = 24 * 3600;

@@ -35,8 +35,6 @@ export interface JobProgress {
 export interface JobRecord {
   jobId: string;
   type: string;
-  /** The tenant that submitted it: its API key's id (see contract TENANT_ITEM_PREFIX). Every read and list is scoped to it. */
-  tenant?: string;
   status: JobStatus;
   createdAt: string; // ISO-8601 UTC, the byType index's sort key
   updatedAt: string;
